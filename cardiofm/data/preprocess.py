@@ -1,0 +1,205 @@
+"""The one preprocessing path shared by training, evaluation and inference; its config is saved in checkpoints."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+from scipy import signal as sps
+
+from .channels import TWELVE_LEADS, is_ecg
+from .record import VITALS, Record, RecordError
+
+
+@dataclass
+class PreprocessConfig:
+    """Resampling, filtering, normalisation and windowing; every value is stored in a checkpoint's config."""
+
+    fs: float = 100.0                      # target sampling rate, Hz
+    window_s: float = 10.0                 # window length, seconds
+    stride_s: float = 10.0                 # hop between windows, seconds
+    channels: list[str] = field(default_factory=lambda: list(TWELVE_LEADS) + ["PPG"])  # layout, by name
+    ecg_band_hz: tuple[float, float] = (0.5, 40.0)   # removes baseline wander and EMG/mains above 40 Hz
+    ppg_band_hz: tuple[float, float] = (0.5, 8.0)    # pulse fundamental and harmonics
+    other_band_hz: tuple[float, float] = (0.05, 8.0)  # ABP/RESP keep slow content
+    filter_order: int = 2                  # Butterworth order per pass; zero-phase doubles it
+    notch_hz: float | None = None          # 50 or 60 to remove mains hum (mostly redundant with a 40 Hz low-pass)
+    ecg_norm: str = "none"                 # "none" keeps mV (amplitude is diagnostic); "zscore" per window
+    other_norm: str = "zscore"             # PPG/ABP/RESP have arbitrary units: z-score per window
+    clip: float = 20.0                     # clip normalised values (mV or z) to +-clip, guards against spikes
+    min_channels: int = 1                  # windows with fewer present channels are dropped
+
+    @property
+    def window_samples(self) -> int:
+        """Window length in samples at the target rate."""
+        return int(round(self.window_s * self.fs))
+
+    @property
+    def stride_samples(self) -> int:
+        """Hop in samples at the target rate."""
+        return int(round(self.stride_s * self.fs))
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PreprocessConfig":
+        """Inverse of to_dict; unknown keys raise."""
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise KeyError(f"unknown PreprocessConfig key(s): {sorted(unknown)}")
+        d = dict(d)
+        for k in ("ecg_band_hz", "ppg_band_hz", "other_band_hz"):
+            if k in d and d[k] is not None:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """Polyphase resampling along the last axis from fs_in to fs_out Hz."""
+    if abs(fs_in - fs_out) < 1e-9:
+        return x.astype(np.float32, copy=False)
+    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
+    return sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
+
+
+@lru_cache(maxsize=64)
+def _bandpass_sos(low: float, high: float, fs: float, order: int) -> np.ndarray:
+    nyq = fs / 2.0
+    high = min(high, 0.95 * nyq)  # a 40 Hz corner is impossible at 50 Hz sampling: clamp below Nyquist
+    return sps.butter(order, [low / nyq, high / nyq], btype="band", output="sos")
+
+
+def _band_for(name: str, cfg: PreprocessConfig) -> tuple[float, float]:
+    if is_ecg(name):
+        return cfg.ecg_band_hz
+    return cfg.ppg_band_hz if name == "PPG" else cfg.other_band_hz
+
+
+def filter_channels(x: np.ndarray, channels: list[str], fs: float, cfg: PreprocessConfig) -> np.ndarray:
+    """Zero-phase SOS band-pass per channel type (and optional notch); x is (channels, samples) at fs Hz."""
+    out = np.empty_like(x, dtype=np.float32)
+    groups: dict[tuple[float, float], list[int]] = {}
+    for i, name in enumerate(channels):
+        groups.setdefault(_band_for(name, cfg), []).append(i)
+    # sosfiltfilt pads by 3x the filter length; shorter inputs are left unfiltered rather than failing
+    for band, idx in groups.items():
+        sos = _bandpass_sos(band[0], band[1], fs, cfg.filter_order)
+        padlen = 3 * (2 * len(sos) + 1)
+        out[idx] = sps.sosfiltfilt(sos, x[idx], axis=-1, padlen=min(padlen, x.shape[1] - 1)) if x.shape[1] > 1 else x[idx]
+    if cfg.notch_hz and cfg.notch_hz < fs / 2:
+        b, a = sps.iirnotch(cfg.notch_hz, Q=30.0, fs=fs)
+        out = sps.filtfilt(b, a, out, axis=-1).astype(np.float32)
+    return out
+
+
+def normalize_window(x: np.ndarray, channels: list[str], present: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Per-window normalisation: ECG kept in mV (or z-scored), other channels z-scored; then clipped."""
+    out = x.astype(np.float32, copy=True)
+    for i, name in enumerate(channels):
+        if not present[i]:
+            continue
+        mode = cfg.ecg_norm if is_ecg(name) else cfg.other_norm
+        if mode == "zscore":
+            sd = out[i].std()
+            out[i] = (out[i] - out[i].mean()) / sd if sd > 1e-6 else out[i] - out[i].mean()
+        elif mode != "none":
+            raise ValueError(f"unknown normalisation {mode!r}; use 'none' or 'zscore'")
+    np.clip(out, -cfg.clip, cfg.clip, out=out)
+    return out
+
+
+def to_layout(signal: np.ndarray, fs: float, channels: list[str], cfg: PreprocessConfig,
+              where: str = "<input>") -> tuple[np.ndarray, np.ndarray]:
+    """Resample + filter a (channels, samples) array and place it in cfg.channels order -> (signal, present mask)."""
+    if len(set(channels)) != len(channels):
+        raise RecordError(where, f"duplicated channel name(s) in {channels}")
+    if not np.isfinite(fs) or fs <= 0:
+        raise RecordError(where, f"invalid sampling rate {fs!r}")
+    keep = [i for i, c in enumerate(channels) if c in cfg.channels]
+    if not keep:
+        raise RecordError(where, f"none of the channels {channels} is in the model's layout {cfg.channels}")
+    x = np.asarray(signal, dtype=np.float32)[keep]
+    names = [channels[i] for i in keep]
+    if not np.isfinite(x).all():
+        raise RecordError(where, "NaN/inf samples")
+    x = filter_channels(resample(x, fs, cfg.fs), names, cfg.fs, cfg)
+    out = np.zeros((len(cfg.channels), x.shape[1]), dtype=np.float32)
+    present = np.zeros(len(cfg.channels), dtype=bool)
+    for row, name in zip(x, names):
+        j = cfg.channels.index(name)
+        out[j], present[j] = row, True
+    return out, present
+
+
+def _window_vitals(record: Record, start_s: float, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    values = np.zeros(len(VITALS), dtype=np.float32)
+    mask = np.zeros(len(VITALS), dtype=bool)
+    for k, name in enumerate(VITALS):
+        series = record.vital_series.get(name)
+        if series is not None and len(series):
+            a = int(start_s * record.vital_fs)
+            seg = np.asarray(series[a:a + max(1, int(cfg.window_s * record.vital_fs))], dtype=np.float64)
+            seg = seg[np.isfinite(seg)]
+            if len(seg):
+                values[k], mask[k] = float(np.median(seg)), True  # median: monitor numerics carry dropouts
+        elif name in record.vitals and np.isfinite(record.vitals[name]):
+            values[k], mask[k] = record.vitals[name], True
+    return values, mask
+
+
+def preprocess_record(record: Record, cfg: PreprocessConfig) -> list[dict]:
+    """Record -> list of window samples (the dict format of the whole pipeline; see `sample_keys`)."""
+    where = record.path or record.record_id
+    full, present = to_layout(record.signal, record.fs, record.channels, cfg, where)
+    win, hop = cfg.window_samples, cfg.stride_samples
+    if full.shape[1] < win:
+        raise RecordError(where, f"shorter than one window ({full.shape[1] / cfg.fs:.2f} s < {cfg.window_s} s)")
+    samples = []
+    for start in range(0, full.shape[1] - win + 1, hop):
+        seg = full[:, start:start + win]
+        live = present & (np.ptp(seg, axis=1) > 1e-6)  # a flat channel inside this window is missing here
+        if live.sum() < cfg.min_channels:
+            continue
+        seg = normalize_window(np.where(live[:, None], seg, 0.0), cfg.channels, live, cfg)
+        vitals, vitals_mask = _window_vitals(record, start / cfg.fs, cfg)
+        samples.append({
+            "signal": seg, "channel_mask": live, "channels": list(cfg.channels),
+            "text": record.text or "", "labels": list(record.labels),
+            "vitals": vitals, "vitals_mask": vitals_mask,
+            "subject_id": str(record.subject_id), "source": record.source, "record_id": record.record_id,
+            "start_s": start / cfg.fs,
+        })
+    if not samples:
+        raise RecordError(where, "every window is flat on all channels")
+    return samples
+
+
+def prepare_input(signal: np.ndarray, fs: float, channels: list[str], cfg: PreprocessConfig) -> dict:
+    """Raw (channels, samples) array in physical units -> model-ready windows for inference (same path as training)."""
+    from .channels import canonical_channel
+
+    names = []
+    for c in channels:
+        canon = c if c in cfg.channels else canonical_channel(c)
+        if canon is None:
+            raise RecordError("<input>", f"unknown channel name {c!r}")
+        names.append(canon)
+    x = np.asarray(signal, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None]
+    rec = Record(signal=x, channels=names, fs=fs, record_id="<input>")
+    # inference accepts a signal shorter than one window: it is zero-padded and the padding is reported in the mask
+    need = int(np.ceil(cfg.window_s * fs))
+    n = x.shape[1]
+    if n < need:
+        rec = Record(signal=np.pad(x, ((0, 0), (0, need - n))), channels=names, fs=fs, record_id="<input>")
+    samples = preprocess_record(rec, cfg)
+    return {"signal": np.stack([s["signal"] for s in samples]), "channel_mask": np.stack([s["channel_mask"] for s in samples]),
+            "channels": list(cfg.channels), "start_s": np.array([s["start_s"] for s in samples]), "valid_samples": n}
+
+
+SAMPLE_KEYS = ("signal", "channel_mask", "channels", "text", "labels", "vitals", "vitals_mask",
+               "subject_id", "source", "record_id", "start_s")
