@@ -1,0 +1,8 @@
+"""Data layer: readers -> Record -> preprocessing -> augmentation -> batches."""
+from .channels import CHANNEL_VOCAB, TWELVE_LEADS, canonical_channel
+from .collate import collate_samples, multi_hot
+from .preprocess import PreprocessConfig, prepare_input, preprocess_record
+from .record import VITALS, Record, RecordError
+
+__all__ = ["CHANNEL_VOCAB", "TWELVE_LEADS", "canonical_channel", "collate_samples", "multi_hot", "PreprocessConfig",
+           "prepare_input", "preprocess_record", "VITALS", "Record", "RecordError"]

@@ -1,0 +1,52 @@
+"""Window samples (dicts from preprocessing, corpus or synthetic data) -> model batches of tensors."""
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+
+from .channels import CHANNEL_VOCAB, channel_ids
+
+
+class TextEncoder(Protocol):
+    """What collation needs from a tokenizer: texts -> (ids (B, L) long, mask (B, L) bool)."""
+
+    def encode_batch(self, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def multi_hot(labels: Sequence[Sequence[str]], label_names: Sequence[str]) -> torch.Tensor:
+    """Label lists -> (B, K) float multi-hot over `label_names`; labels outside the map are ignored."""
+    index = {name: i for i, name in enumerate(label_names)}
+    out = torch.zeros(len(labels), len(label_names))
+    for b, labs in enumerate(labels):
+        for lab in labs:
+            if lab in index:
+                out[b, index[lab]] = 1.0
+    return out
+
+
+def collate_samples(samples: Sequence[dict], tokenizer: TextEncoder | None = None, max_text_len: int = 64,
+                    label_names: Sequence[str] | None = None,
+                    vocab: Sequence[str] = CHANNEL_VOCAB) -> dict[str, torch.Tensor]:
+    """Stack samples into a batch: signals (B, C, T), channel_ids/channel_mask/time_offsets (B, C), text, targets."""
+    channels = list(samples[0]["channels"])
+    if any(list(s["channels"]) != channels for s in samples):
+        raise ValueError("samples in one batch must share the channel layout (one PreprocessConfig)")
+    ids = torch.tensor(channel_ids(channels, tuple(vocab)), dtype=torch.long)
+    batch = {
+        "signals": torch.from_numpy(np.stack([np.asarray(s["signal"], dtype=np.float32) for s in samples])),
+        "channel_ids": ids.unsqueeze(0).expand(len(samples), -1).clone(),
+        "channel_mask": torch.from_numpy(np.stack([np.asarray(s["channel_mask"], dtype=bool) for s in samples])),
+        "time_offsets": torch.from_numpy(np.stack([
+            np.asarray(s.get("time_offsets", np.zeros(len(channels))), dtype=np.float32) for s in samples])),
+    }
+    if "vitals" in samples[0]:
+        batch["vitals"] = torch.from_numpy(np.stack([np.asarray(s["vitals"], dtype=np.float32) for s in samples]))
+        batch["vitals_mask"] = torch.from_numpy(np.stack([np.asarray(s["vitals_mask"], dtype=bool) for s in samples]))
+    if tokenizer is not None:
+        texts = [s.get("text") or "" for s in samples]
+        batch["input_ids"], batch["text_mask"] = tokenizer.encode_batch(texts, max_text_len)
+    if label_names is not None:
+        batch["labels"] = multi_hot([s.get("labels", []) for s in samples], label_names)
+    return batch

@@ -1,0 +1,1 @@
+"""cardiofm.data.readers."""
