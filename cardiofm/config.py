@@ -63,6 +63,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        try:  # YAML 1.1 reads '3e-4' (no dot) as a string; users mean a number
+            return float(value)
+        except ValueError:
+            pass
     if tp in (int, float) and isinstance(value, bool):
         raise ConfigError(f"{key}: expected {tp.__name__}, got boolean {value!r}")
     if isinstance(tp, type) and not isinstance(value, tp):
@@ -75,7 +80,7 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in fields]
     if unknown:
-        raise ConfigError(f"unknown key {prefix}{unknown[0]!r} (valid keys: {', '.join(sorted(fields))})")
+        raise ConfigError(f"unknown key '{prefix}{unknown[0]}' (valid keys: {', '.join(sorted(fields))})")
     hints = typing.get_type_hints(cls)
     kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
     try:

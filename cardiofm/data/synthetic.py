@@ -1,0 +1,197 @@
+"""Embedded default data: realistic synthetic 12-lead ECG + PPG with reports, labels and vitals.
+
+The ECG comes from a rotating-free cardiac dipole (a vectorcardiogram built from P, Q, R, S, T Gaussian waves) projected
+onto lead vectors. Leads I and II are projections (plus electrode noise); III, aVR, aVL and aVF are derived from them,
+so Einthoven's law (III = II - I) and Goldberger's identities hold exactly. PPG pulses follow each R-peak after a
+pulse transit time. The same generator serves the offline `cardiofm pretrain` default and the tests.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .channels import TWELVE_LEADS
+from .record import Record
+
+# rhythm code -> (report phrase, heart-rate range in bpm); codes follow PTB-XL SCP statements
+RHYTHMS: dict[str, tuple[str, tuple[float, float]]] = {
+    "SR": ("sinus rhythm", (60.0, 100.0)),
+    "SBRAD": ("sinus bradycardia", (42.0, 58.0)),
+    "STACH": ("sinus tachycardia", (102.0, 140.0)),
+    "AFIB": ("atrial fibrillation with irregular ventricular response", (70.0, 130.0)),
+    "1AVB": ("sinus rhythm with first degree av block", (55.0, 95.0)),
+}
+SYNTHETIC_LABELS: tuple[str, ...] = tuple(RHYTHMS)
+
+# Dipole direction (x: left, y: inferior, z: anterior) and amplitude (mV) of each wave; offsets are seconds from R.
+_WAVES = {  # name: (direction, amplitude mV, width s)
+    "P": ((0.5, 0.8, 0.1), 0.15, 0.025),
+    "Q": ((-0.3, 0.1, 0.9), 0.15, 0.008),
+    "R": ((0.8, 0.6, -0.15), 1.2, 0.011),
+    "S": ((-0.4, -0.5, -0.6), 0.45, 0.012),
+    "T": ((0.6, 0.6, 0.3), 0.3, 0.055),
+}
+# Unit lead vectors for I, II (frontal plane, 0 and 60 degrees) and V1..V6 (horizontal plane, right to left).
+_LEAD_VECTORS = np.array([
+    (1.0, 0.0, 0.0), (0.5, 0.866, 0.0),
+    (-0.5, 0.0, 0.85), (-0.2, 0.0, 1.0), (0.3, 0.05, 0.95), (0.6, 0.1, 0.8), (0.85, 0.1, 0.5), (1.0, 0.1, 0.1),
+])
+_CHEST_GAIN = 1.6  # precordial electrodes sit close to the heart: larger amplitudes than limb leads
+
+
+@dataclass
+class SyntheticSpec:
+    """Drawn parameters of one synthetic recording (units: bpm, breaths/min, %, mmHg, seconds)."""
+
+    rhythm: str
+    hr: float
+    resp_rate: float
+    spo2: float
+    sbp: float
+    dbp: float
+    ptt_s: float
+
+
+def _draw_spec(rng: np.random.Generator, rhythm: str | None) -> SyntheticSpec:
+    rhythm = rhythm or str(rng.choice(SYNTHETIC_LABELS, p=[0.45, 0.15, 0.15, 0.15, 0.10]))
+    lo, hi = RHYTHMS[rhythm][1]
+    sbp = float(rng.uniform(100, 160))
+    # pulse transit time shortens as blood pressure rises (Moens-Korteweg): about 1 ms per mmHg here
+    ptt = 0.30 - 0.001 * (sbp - 100) + float(rng.normal(0, 0.01))
+    return SyntheticSpec(rhythm=rhythm, hr=float(rng.uniform(lo, hi)), resp_rate=float(rng.uniform(10, 22)),
+                         spo2=float(rng.uniform(93, 100)), sbp=sbp, dbp=float(rng.uniform(0.55, 0.68) * sbp),
+                         ptt_s=ptt)
+
+
+def _beat_times(rng: np.random.Generator, spec: SyntheticSpec, duration_s: float) -> np.ndarray:
+    """R-peak times (s) from -1.5 s to duration + 1.5 s, so edge beats are complete."""
+    mean_rr = 60.0 / spec.hr
+    t, times = -1.5 + rng.uniform(0, mean_rr), []
+    while t < duration_s + 1.5:
+        times.append(t)
+        if spec.rhythm == "AFIB":  # irregularly irregular: independent gamma-distributed intervals, CV about 0.2
+            rr = rng.gamma(25.0, mean_rr / 25.0)
+        else:  # respiratory sinus arrhythmia (3 %) plus beat-to-beat jitter (1.5 %)
+            rr = mean_rr * (1 + 0.03 * np.sin(2 * np.pi * spec.resp_rate / 60 * t) + 0.015 * rng.standard_normal())
+        t += max(rr, 0.3)
+    return np.asarray(times)
+
+
+def _gauss_train(t: np.ndarray, centers: np.ndarray, amps: np.ndarray, width: float) -> np.ndarray:
+    """Sum over beats of amp * exp(-(t - center)^2 / (2 width^2)); t (T,), centers/amps (K,)."""
+    d = (t[None, :] - centers[:, None]) / width
+    return (amps[:, None] * np.exp(-0.5 * d * d)).sum(0)
+
+
+def _vcg(t, beats, spec, rng, rotation) -> np.ndarray:
+    """Cardiac dipole (3, T) in mV for the beat times."""
+    k = len(beats)
+    rr = np.diff(beats, append=beats[-1] + 60.0 / spec.hr)
+    qt = 0.40 * np.sqrt(np.clip(rr, 0.3, 2.0))  # Bazett: QT scales with sqrt(RR)
+    pr = 0.24 if spec.rhythm == "1AVB" else 0.16
+    offsets = {"P": np.full(k, -pr), "Q": np.full(k, -0.025), "R": np.zeros(k), "S": np.full(k, 0.03),
+               "T": qt - 0.08}
+    out = np.zeros((3, len(t)))
+    for name, (direction, amp, width) in _WAVES.items():
+        if name == "P" and spec.rhythm == "AFIB":
+            continue
+        amps = amp * rng.uniform(0.9, 1.1, size=k)  # beat-to-beat amplitude variation
+        out += np.outer(rotation @ np.asarray(direction), _gauss_train(t, beats + offsets[name], amps, width))
+    if spec.rhythm == "AFIB":  # fibrillatory f-waves, 4-8 Hz, along the atrial axis
+        f = sum(0.03 * np.sin(2 * np.pi * rng.uniform(4, 8) * t + rng.uniform(0, 2 * np.pi)) for _ in range(3))
+        out += np.outer(rotation @ np.asarray(_WAVES["P"][0]), f)
+    return out
+
+
+def _random_rotation(rng: np.random.Generator, max_deg: float = 20.0) -> np.ndarray:
+    """A small random rotation of the heart's electrical axis."""
+    a, b, c = np.deg2rad(rng.uniform(-max_deg, max_deg, size=3))
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def _ecg_leads(t, beats, spec, rng, noise_mv) -> np.ndarray:
+    """12 leads (12, T) in mV; limb leads derived from I and II so the identities hold exactly."""
+    proj = _LEAD_VECTORS / np.linalg.norm(_LEAD_VECTORS, axis=1, keepdims=True)
+    raw = proj @ _vcg(t, beats, spec, rng, _random_rotation(rng)) * rng.uniform(0.7, 1.3)
+    raw[2:] *= _CHEST_GAIN
+    wander = 0.05 * np.sin(2 * np.pi * spec.resp_rate / 60 * t + rng.uniform(0, 2 * np.pi))
+    raw += wander + noise_mv * rng.standard_normal(raw.shape)
+    lead_i, lead_ii = raw[0], raw[1]
+    limb = np.stack([lead_i, lead_ii, lead_ii - lead_i, -(lead_i + lead_ii) / 2, lead_i - lead_ii / 2,
+                     lead_ii - lead_i / 2])
+    return np.concatenate([limb, raw[2:]])
+
+
+def _ppg(t, beats, spec, rng) -> tuple[np.ndarray, np.ndarray]:
+    """PPG (T,) in arbitrary units with a systolic peak ptt after each R-peak, and the peak times (s)."""
+    peaks = beats + spec.ptt_s
+    amps = rng.uniform(0.9, 1.1, size=len(beats))
+    pulse = _gauss_train(t, peaks, amps, 0.07) + _gauss_train(t, peaks + 0.25, 0.35 * amps, 0.08)  # dicrotic wave
+    resp = 1 + 0.08 * np.sin(2 * np.pi * spec.resp_rate / 60 * t)  # respiratory amplitude modulation
+    return pulse * resp + 0.01 * rng.standard_normal(len(t)), peaks
+
+
+def _report(spec: SyntheticSpec) -> str:
+    phrase = RHYTHMS[spec.rhythm][0]
+    tail = "otherwise normal ecg." if spec.rhythm == "SR" else "abnormal ecg."
+    return f"{phrase}, heart rate {spec.hr:.0f} bpm. {tail}"
+
+
+def generate_record(seed: int, fs: float = 500.0, duration_s: float = 10.0, rhythm: str | None = None,
+                    noise_mv: float = 0.01) -> Record:
+    """One synthetic 12-lead ECG + PPG Record (ECG in mV) with report, rhythm label, vitals and true peak indices."""
+    rng = np.random.default_rng(seed)
+    spec = _draw_spec(rng, rhythm)
+    n = int(round(duration_s * fs))
+    t = np.arange(n) / fs
+    beats = _beat_times(rng, spec, duration_s)
+    ecg = _ecg_leads(t, beats, spec, rng, noise_mv)
+    ppg, ppg_times = _ppg(t, beats, spec, rng)
+    inside = (beats >= 0) & (beats < (n - 0.5) / fs)
+    ppg_inside = (ppg_times >= 0) & (ppg_times < (n - 0.5) / fs)
+    hr_measured = 60.0 / float(np.diff(beats[inside]).mean()) if inside.sum() > 1 else spec.hr
+    return Record(
+        signal=np.concatenate([ecg, ppg[None]]).astype(np.float32), channels=list(TWELVE_LEADS) + ["PPG"], fs=fs,
+        text=_report(spec), labels=[spec.rhythm], label_names={k: v[0] for k, v in RHYTHMS.items()},
+        vitals={"HR": hr_measured, "RR": spec.resp_rate, "SpO2": spec.spo2, "SBP": spec.sbp, "DBP": spec.dbp},
+        subject_id=f"synth-{seed}", source="synthetic", record_id=f"synthetic_{seed:08d}",
+        units=["mV"] * 12 + ["au"],
+        meta={"rpeaks": np.round(beats[inside] * fs).astype(np.int64),
+              "ppg_peaks": np.round(ppg_times[ppg_inside] * fs).astype(np.int64), "rhythm": spec.rhythm,
+              "ptt_s": spec.ptt_s},
+    )
+
+
+def synthetic_samples(n: int, seed: int = 0, cfg=None, fs: float = 500.0) -> list[dict]:
+    """`n` preprocessed window samples (first window of records seed, seed+1, ...) in the pipeline's dict format."""
+    from .preprocess import PreprocessConfig, preprocess_record
+
+    cfg = cfg or PreprocessConfig()
+    return [preprocess_record(generate_record(seed + i, fs=fs, duration_s=cfg.window_s), cfg)[0] for i in range(n)]
+
+
+class SyntheticDataset:
+    """Map-style dataset of `size` synthetic window samples; item i is always the same (exact resume, any worker)."""
+
+    def __init__(self, size: int = 100_000, seed: int = 0, cfg=None, fs: float = 500.0, transform=None):
+        from .preprocess import PreprocessConfig
+
+        self.size, self.seed, self.fs = size, seed, fs
+        self.cfg = cfg or PreprocessConfig()
+        self.transform = transform  # callable(sample, fs) -> sample, e.g. an augmentation
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> dict:
+        from .preprocess import preprocess_record
+
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        sample = preprocess_record(generate_record(self.seed + index, fs=self.fs, duration_s=self.cfg.window_s),
+                                   self.cfg)[0]
+        return self.transform(sample, self.cfg.fs) if self.transform else sample

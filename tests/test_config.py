@@ -1,0 +1,63 @@
+"""Config system: YAML -> typed dataclasses, key=value overrides, clear errors naming the key."""
+from dataclasses import dataclass, field
+
+import pytest
+
+from cardiofm.config import ConfigError, load_config, save_config
+
+
+@dataclass
+class OptimSection:
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.95)
+    layer_decay: float | None = None
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    steps: int = 10
+    precision: str = "auto"
+    channels: list[str] = field(default_factory=lambda: ["I", "II"])
+    optim: OptimSection = field(default_factory=OptimSection)
+
+    def validate(self):
+        if self.steps <= 0:
+            raise ConfigError(f"steps: must be positive, got {self.steps}")
+
+
+def test_yaml_and_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("name: demo\nsteps: 5\noptim:\n  lr: 3e-4\n")
+    cfg = load_config(RunConfig, path, ["steps=7", "optim.betas=[0.8, 0.99]", "channels=[V1]", "optim.layer_decay=0.75"])
+    assert cfg.name == "demo" and cfg.steps == 7 and cfg.optim.lr == pytest.approx(3e-4)
+    assert cfg.optim.betas == (0.8, 0.99) and cfg.channels == ["V1"] and cfg.optim.layer_decay == 0.75
+    assert isinstance(cfg.optim, OptimSection)
+
+
+def test_int_promotes_to_float_and_roundtrip(tmp_path):
+    cfg = load_config(RunConfig, None, ["optim.lr=1"])
+    assert isinstance(cfg.optim.lr, float)
+    save_config(cfg, tmp_path / "saved.yaml")
+    assert load_config(RunConfig, tmp_path / "saved.yaml") == cfg
+
+
+@pytest.mark.parametrize("override, key", [
+    ("stepz=3", "stepz"), ("optim.lrr=1", "optim.lrr"), ("steps=abc", "steps"), ("steps=1.5", "steps"),
+    ("optim.lr=fast", "optim.lr"), ("channels=V1", "channels"), ("optim=3", "optim"), ("steps=true", "steps"),
+    ("optim.betas=[1, 2, 3]", "optim.betas"), ("steps=-1", "steps"),
+])
+def test_bad_keys_and_types_name_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(RunConfig, None, [override])
+
+
+def test_bad_override_syntax_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(RunConfig, None, ["steps"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(RunConfig, tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(RunConfig, bad)
