@@ -72,3 +72,16 @@ def test_samples_match_pipeline_format():
     assert np.array_equal(ds[0]["signal"], samples[0]["signal"])  # deterministic per index
     with pytest.raises(IndexError):
         ds[5]
+
+
+def test_synth_cli_writes_readable_wfdb(tmp_path):
+    import wfdb
+
+    from cardiofm.cli import main
+
+    assert main(["synth", "--out", str(tmp_path), "--num-records", "2", "--seed", "4"]) == 0
+    sig, fields = wfdb.rdsamp(str(tmp_path / "synthetic_00000004"))
+    ref = generate_record(4)
+    assert fields["sig_name"] == ref.channels and fields["fs"] == 500
+    assert np.abs(sig.T - ref.signal).max() < 1e-3  # 16-bit at 1 uV resolution
+    assert any(c.startswith("Report: ") for c in fields["comments"])
