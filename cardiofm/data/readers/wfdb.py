@@ -1,0 +1,167 @@
+"""Generic WFDB reader: single- and multi-segment records (with layout headers) -> Record in mV."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import wfdb as _wfdb
+
+from ..record import VITALS, Record, RecordError
+from .common import decode_text, ecg_to_mv, map_channels, parse_comments, parse_float
+
+# bytes per sample of the WFDB storage formats whose file size can be predicted (compressed 5xx cannot)
+_BYTES_PER_SAMPLE = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5,
+                     "310": 4 / 3, "311": 4 / 3}
+_VITAL_KEYS = {"hr": "HR", "rr": "RR", "spo2": "SpO2", "sbp": "SBP", "dbp": "DBP"}
+
+
+def record_base(path: str) -> str:
+    """'dir/rec.hea' | 'dir/rec.dat' | 'dir/rec' -> 'dir/rec' (the WFDB record path without extension)."""
+    path = str(path)
+    root, ext = os.path.splitext(path)
+    return root if ext.lower() in (".hea", ".dat", ".mat") else path
+
+
+def read_header_text(base: str) -> str:
+    """The .hea file as strict UTF-8 text; missing, non-UTF-8 or missing/invalid sampling rate raise RecordError."""
+    where = base + ".hea"
+    try:
+        with open(where, "rb") as f:
+            raw = f.read()
+    except OSError as err:
+        raise RecordError(where, f"cannot read header ({err.strerror or err})")
+    text = decode_text(raw, where, "header")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise RecordError(where, "empty header")
+    fields = lines[0].split()
+    if len(fields) < 3:
+        raise RecordError(where, "missing sampling rate in the record line")
+    fs = parse_float(fields[2].split("/")[0].split("(")[0], default=float("nan"))
+    if not fs > 0:
+        raise RecordError(where, f"invalid sampling rate {fields[2]!r}")
+    return text
+
+
+def _check_data_length(base: str, hdr, where: str) -> None:
+    """Compare each signal file's size with what the header implies; truncation and extra data both raise."""
+    expected: dict[str, float] = {}
+    for i, fname in enumerate(hdr.file_name):
+        bps = _BYTES_PER_SAMPLE.get(str(hdr.fmt[i]))
+        if bps is None:
+            return  # compressed or exotic format: let the decoder judge
+        spf = (hdr.samps_per_frame or [1] * hdr.n_sig)[i] or 1
+        offset = (hdr.byte_offset or [0] * hdr.n_sig)[i] or 0
+        expected[fname] = expected.get(fname, float(offset)) + bps * spf
+    for fname, per_frame_plus_offset in expected.items():
+        p = os.path.join(os.path.dirname(base), fname)
+        if not os.path.exists(p):
+            raise RecordError(where, f"signal file {fname} is missing")
+        offset = 0
+        for i, f in enumerate(hdr.file_name):
+            if f == fname:
+                offset = (hdr.byte_offset or [0] * hdr.n_sig)[i] or 0
+                break
+        need = int(np.ceil((per_frame_plus_offset - offset) * hdr.sig_len + offset))
+        have = os.path.getsize(p)
+        if have != need:
+            kind = "truncated" if have < need else "longer than the header says"
+            raise RecordError(where, f"header/data length mismatch: {fname} is {kind} ({have} bytes, header "
+                                     f"implies {need} for {hdr.sig_len} samples)")
+
+
+def _read_raw(base: str, where: str):
+    """wfdb record with float32 physical signal; any decoder failure becomes RecordError."""
+    try:
+        hdr = _wfdb.rdheader(base)
+    except Exception as err:  # the wfdb parser raises many types on malformed headers
+        raise RecordError(where, f"unreadable header ({type(err).__name__}: {err})")
+    multi = getattr(hdr, "seg_name", None) is not None
+    if not multi:
+        if hdr.n_sig == 0 or not hdr.sig_len:
+            raise RecordError(where, "header declares no signal samples")
+        _check_data_length(base, hdr, where)
+    try:
+        rec = _wfdb.rdrecord(base, m2s=True, return_res=32)
+    except FileNotFoundError as err:
+        raise RecordError(where, f"missing signal file {os.path.basename(str(err.filename))}")
+    except Exception as err:
+        raise RecordError(where, f"unreadable signal data ({type(err).__name__}: {err})")
+    if rec.p_signal is None or rec.p_signal.size == 0:
+        raise RecordError(where, "no signal samples")
+    return rec, multi
+
+
+def _valid_runs(signal: np.ndarray, channels: list[str]) -> list[list]:
+    """Contiguous pieces where the set of finite channels is constant: [[start, stop, [names]], ...]."""
+    finite = np.isfinite(signal)
+    code = (finite.astype(np.int64) * (np.int64(1) << np.arange(len(channels), dtype=np.int64))[:, None]).sum(0)
+    edges = np.flatnonzero(np.diff(code)) + 1
+    starts = np.concatenate([[0], edges])
+    stops = np.concatenate([edges, [len(code)]])
+    return [[int(a), int(b), [c for i, c in enumerate(channels) if finite[i, a]]]
+            for a, b in zip(starts, stops) if code[a] != 0]
+
+
+def _metadata(comments: list[str]) -> tuple[str | None, list[str], dict[str, float], dict]:
+    """Report text, labels, vitals and the rest from 'Key: value' header comments."""
+    kv = parse_comments(comments)
+    text = kv.get("report")
+    raw_labels = kv.get("labels") or kv.get("dx") or ""
+    labels = [lab.strip() for lab in raw_labels.split(",") if lab.strip()]
+    vitals = {v: parse_float(kv[k]) for k, v in _VITAL_KEYS.items() if k in kv}
+    vitals = {k: v for k, v in vitals.items() if np.isfinite(v)}
+    meta = {k: v for k, v in kv.items() if k not in ("report", "labels", "dx") and k not in _VITAL_KEYS}
+    return text, labels, vitals, meta
+
+
+def read_wfdb(path: str, source: str = "wfdb") -> Record:
+    """Any WFDB record (path with or without extension; single or multi-segment) -> Record, ECG in mV.
+
+    Unknown channel labels are dropped (listed in meta['dropped_channels']); gaps and invalid samples are set to 0
+    and the valid pieces listed in meta['runs'] as [start, stop, channels] so nothing invalid passes as signal."""
+    base = record_base(path)
+    where = base + ".hea"
+    read_header_text(base)
+    rec, multi = _read_raw(base, where)
+    names, keep, dropped = map_channels(list(rec.sig_name or []), where)
+    x = np.ascontiguousarray(rec.p_signal[:, keep].T, dtype=np.float32)
+    units = [str((rec.units or [""] * rec.n_sig)[i] or "") for i in keep]
+    if np.isinf(x).any():
+        raise RecordError(where, "infinite samples")
+    meta: dict = {"dropped_channels": dropped} if dropped else {}
+    if multi:
+        meta["multi_segment"] = True
+    if np.isnan(x).any():
+        alive = ~np.isnan(x).all(axis=1)
+        if not alive.any():
+            raise RecordError(where, "no valid samples on any channel")
+        if not alive.all():
+            meta.setdefault("dropped_channels", []).extend(n for n, a in zip(names, alive) if not a)
+            x, names, units = x[alive], [n for n, a in zip(names, alive) if a], [u for u, a in zip(units, alive) if a]
+        meta["runs"] = _valid_runs(x, names)
+        x = np.nan_to_num(x, nan=0.0)
+    x, units = ecg_to_mv(x, names, units)
+    text, labels, vitals, extra = _metadata(list(rec.comments or []))
+    meta.update(extra)
+    name = os.path.basename(base)
+    return Record(signal=x, channels=names, fs=float(rec.fs), text=text, labels=labels, vitals=vitals,
+                  subject_id=str(extra.get("subject_id") or extra.get("subject") or name), source=source,
+                  record_id=name, path=where, units=units, meta=meta)
+
+
+def contiguous_pieces(record: Record, min_samples: int = 1) -> list[Record]:
+    """Split a record with gaps (meta['runs']) into gap-free Records of >= min_samples; start in meta['start_s']."""
+    runs = record.meta.get("runs")
+    if not runs:
+        return [record] if record.signal.shape[1] >= min_samples else []
+    pieces = []
+    for start, stop, names in runs:
+        if stop - start < min_samples:
+            continue
+        idx = [record.channels.index(n) for n in names]
+        meta = {k: v for k, v in record.meta.items() if k != "runs"}
+        meta["start_s"] = record.meta.get("start_s", 0.0) + start / record.fs
+        pieces.append(Record(**{**record.__dict__, "signal": record.signal[idx, start:stop], "channels": list(names),
+                                "units": [record.units[i] for i in idx] if record.units else [], "meta": meta}))
+    return pieces
