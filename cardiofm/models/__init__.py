@@ -1,1 +1,14 @@
-"""cardiofm.models."""
+"""cardiofm.models: config, encoder, pretraining model, tokenizer and factory."""
+from .configuration import CardioFMConfig
+from .factory import create_model, list_presets, preset_config
+from .hub import register_auto_classes
+from .modeling import CardioFMModel, CardioFMModelOutput, CardioFMPreTrainedModel, EncodedContext, check_loading_info
+from .pretraining import CardioFMForPretraining, CardioFMPretrainingOutput
+
+register_auto_classes()
+
+__all__ = [
+    "CardioFMConfig", "CardioFMModel", "CardioFMForPretraining", "CardioFMPreTrainedModel", "CardioFMModelOutput",
+    "CardioFMPretrainingOutput", "EncodedContext", "create_model", "list_presets", "preset_config",
+    "check_loading_info", "register_auto_classes",
+]

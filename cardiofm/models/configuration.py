@@ -1,0 +1,108 @@
+"""CardioFMConfig: model sizes, channel vocabulary, patching, text, masking and the data layer's PreprocessConfig."""
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+from ..data.channels import CHANNEL_VOCAB
+from ..data.preprocess import PreprocessConfig
+
+
+@strict
+class CardioFMConfig(PreTrainedConfig):
+    """Everything needed to rebuild the model and to preprocess new data exactly as in training.
+
+    Signals are cut into patches of `patch_size` samples at `preprocess["fs"]` Hz. The default 25 samples = 0.25 s
+    at 100 Hz: long enough to hold a whole QRS complex (80-120 ms) in one token, short enough that a P wave, QRS and
+    T wave of one beat land in different tokens; a 10 s window of 12 leads + PPG is 13 x 40 = 520 tokens.
+    """
+
+    model_type = "cardiofm"
+
+    # encoder
+    hidden_size: int = 384
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 6
+    intermediate_size: int = 1536
+    layer_norm_eps: float = 1e-6
+    hidden_dropout_prob: float | int = 0.0
+    attention_dropout: float | int = 0.0
+    qkv_bias: bool = True
+    initializer_range: float = 0.02
+    # light MAE decoder (pretraining and reconstruction only)
+    decoder_hidden_size: int = 256
+    decoder_num_layers: int = 2
+    decoder_num_heads: int = 4
+    decoder_intermediate_size: int = 1024
+    # signal tokenisation
+    patch_size: int = 25                      # samples per patch at preprocess["fs"]
+    channel_vocab: list[str] | None = None    # channel names; a channel's embedding row is its index here
+    num_segments: int = 2                     # two ECGs side by side (question answering on a pair)
+    time_embed_dim: int = 128                 # sinusoidal features of a patch's absolute time
+    max_time_period_s: float = 1000.0         # longest sinusoid period, seconds (>> any window)
+    preprocess: dict | None = None            # PreprocessConfig.to_dict() of the data layer
+    # text
+    text_vocab_size: int = 4000
+    max_text_len: int = 128
+    text_pad_id: int = 0
+    text_unk_id: int = 1
+    text_cls_id: int = 2
+    text_sep_id: int = 3
+    text_mask_id: int = 4
+    signal_attends_text: bool = False         # False: signal features never depend on the text (contrastive-safe)
+    # pretraining objectives
+    mask_ratio: float = 0.75                  # fraction of present signal patches hidden from the encoder
+    channel_mask_prob: float = 0.5            # probability that a sample also hides whole channels
+    text_mask_ratio: float = 0.15
+    signal_loss_weight: float = 1.0
+    text_loss_weight: float = 0.5
+    contrastive_loss_weight: float = 0.0
+    contrastive_dim: int = 128
+    pretraining_data: str = "not pretrained (random initialisation)"
+
+    def __post_init__(self, **kwargs):
+        if self.channel_vocab is None:
+            self.channel_vocab = list(CHANNEL_VOCAB)
+        if self.preprocess is None:
+            self.preprocess = PreprocessConfig().to_dict()
+        else:
+            self.preprocess = PreprocessConfig.from_dict(self.preprocess).to_dict()  # validates the keys
+        super().__post_init__(**kwargs)
+
+    def validate_architecture(self):
+        """Reject sizes the model cannot be built with."""
+        for dim, heads, what in ((self.hidden_size, self.num_attention_heads, "hidden_size"),
+                                 (self.decoder_hidden_size, self.decoder_num_heads, "decoder_hidden_size")):
+            if dim % heads:
+                raise ValueError(f"{what} {dim} is not a multiple of the number of heads {heads}")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        if self.time_embed_dim % 2:
+            raise ValueError(f"time_embed_dim must be even, got {self.time_embed_dim}")
+        if self.text_mask_id >= self.text_vocab_size:
+            raise ValueError("special text ids must lie inside text_vocab_size")
+
+    @property
+    def preprocess_config(self) -> PreprocessConfig:
+        """The data layer's preprocessing settings this checkpoint was trained with."""
+        return PreprocessConfig.from_dict(self.preprocess)
+
+    @property
+    def sampling_rate(self) -> float:
+        """Signal sampling rate the model expects, Hz."""
+        return float(self.preprocess["fs"])
+
+    @property
+    def window_s(self) -> float:
+        """Training window length (maximum duration seen in pretraining), seconds."""
+        return float(self.preprocess["window_s"])
+
+    @property
+    def patch_duration_s(self) -> float:
+        """Duration of one signal token, seconds."""
+        return self.patch_size / self.sampling_rate
+
+    @property
+    def patches_per_window(self) -> int:
+        """Tokens per channel in one training window."""
+        return -(-int(round(self.window_s * self.sampling_rate)) // self.patch_size)

@@ -1,0 +1,140 @@
+"""Building blocks: signal/text token embeddings (by channel name and absolute time) and pre-norm SDPA blocks."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SIGNAL_MODALITY, TEXT_MODALITY = 0, 1
+
+
+def sinusoidal_time_features(times_s: torch.Tensor, dim: int, min_period_s: float, max_period_s: float) -> torch.Tensor:
+    """Times in seconds (...) -> (..., dim) sin/cos features with periods from min_period_s to max_period_s."""
+    half = dim // 2
+    # computed on the fly (no buffer): cheap, and safe when HF builds the model on the meta device
+    log_periods = torch.linspace(math.log(min_period_s), math.log(max_period_s), half, device=times_s.device)
+    angular = 2 * math.pi * torch.exp(-log_periods)
+    phase = times_s.float().unsqueeze(-1) * angular
+    return torch.cat([torch.sin(phase), torch.cos(phase)], dim=-1)
+
+
+def patchify(signals: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(B, C, T) samples -> (B, C, ceil(T / patch_size), patch_size); a ragged tail is zero-padded."""
+    pad = (-signals.shape[-1]) % patch_size
+    if pad:
+        signals = F.pad(signals, (0, pad))
+    b, c, t = signals.shape
+    return signals.reshape(b, c, t // patch_size, patch_size)
+
+
+class ChannelTimeEmbedding(nn.Module):
+    """Where a signal token sits: channel (looked up by name id) + absolute time + segment (which ECG of a pair)."""
+
+    def __init__(self, num_channels: int, num_segments: int, dim: int, time_dim: int,
+                 min_period_s: float, max_period_s: float):
+        super().__init__()
+        self.channel_embed = nn.Embedding(num_channels, dim)
+        self.segment_embed = nn.Embedding(num_segments, dim)
+        self.time_proj = nn.Linear(time_dim, dim)
+        self.time_dim, self.min_period_s, self.max_period_s = time_dim, min_period_s, max_period_s
+
+    def forward(self, channel_ids: torch.Tensor, times_s: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
+        """channel_ids, times_s (seconds), segment_ids: (B, ...) -> (B, ..., dim)."""
+        feats = sinusoidal_time_features(times_s, self.time_dim, self.min_period_s, self.max_period_s)
+        time = self.time_proj(feats.to(self.time_proj.weight.dtype))
+        return self.channel_embed(channel_ids) + self.segment_embed(segment_ids) + time
+
+
+class SignalEmbedding(nn.Module):
+    """Signal patches -> tokens: linear patch projection + channel/time/segment embedding + signal modality."""
+
+    def __init__(self, patch_size: int, num_channels: int, num_segments: int, dim: int, time_dim: int,
+                 patch_duration_s: float, max_period_s: float):
+        super().__init__()
+        self.patch_size, self.patch_duration_s = patch_size, patch_duration_s
+        self.patch_proj = nn.Linear(patch_size, dim)
+        # shortest period = one patch: finer time detail is carried by the waveform inside the patch
+        self.position = ChannelTimeEmbedding(num_channels, num_segments, dim, time_dim, patch_duration_s, max_period_s)
+
+    def patch_times(self, num_patches: int, time_offsets: torch.Tensor) -> torch.Tensor:
+        """(B, C) channel start times in seconds -> (B, C, num_patches) absolute patch start times in seconds."""
+        starts = torch.arange(num_patches, device=time_offsets.device, dtype=torch.float32) * self.patch_duration_s
+        return time_offsets.float().unsqueeze(-1) + starts
+
+    def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, time_offsets: torch.Tensor,
+                segment_ids: torch.Tensor, modality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """signals (B, C, T) -> tokens (B, C, P, dim), patches (B, C, P, patch_size), patch times (B, C, P) s."""
+        patches = patchify(signals, self.patch_size)
+        times = self.patch_times(patches.shape[2], time_offsets)
+        num_patches = patches.shape[2]
+        ch = channel_ids.unsqueeze(-1).expand(-1, -1, num_patches)
+        seg = segment_ids.unsqueeze(-1).expand(-1, -1, num_patches)
+        tokens = self.patch_proj(patches.to(self.patch_proj.weight.dtype)) + self.position(ch, times, seg) + modality
+        return tokens, patches, times
+
+
+class TextEmbedding(nn.Module):
+    """Report / question token ids -> tokens: word + learned position + text modality."""
+
+    def __init__(self, vocab_size: int, max_len: int, dim: int, pad_id: int):
+        super().__init__()
+        self.word_embed = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
+        self.pos_embed = nn.Embedding(max_len, dim)
+        self.max_len = max_len
+
+    def forward(self, input_ids: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+        """input_ids (B, L) -> (B, L, dim)."""
+        if input_ids.shape[1] > self.max_len:
+            raise ValueError(f"text length {input_ids.shape[1]} exceeds max_text_len {self.max_len}")
+        pos = torch.arange(input_ids.shape[1], device=input_ids.device)
+        return self.word_embed(input_ids) + self.pos_embed(pos) + modality
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through F.scaled_dot_product_attention (flash/efficient kernels on GPU)."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, dropout: float = 0.0):
+        super().__init__()
+        self.num_heads, self.dropout = num_heads, dropout
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, N, dim); attn_mask bool broadcastable to (B, heads, N, N), True = may attend."""
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class MLP(nn.Module):
+    """Two-layer GELU feed-forward."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., dim) -> (..., dim)."""
+        return self.drop(self.fc2(F.gelu(self.fc1(x))))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: x + attn(norm(x)), then x + mlp(norm(x)); the residual stream stays un-normalised."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_dim: int, eps: float = 1e-6, qkv_bias: bool = True,
+                 dropout: float = 0.0, attention_dropout: float = 0.0):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=eps), nn.LayerNorm(dim, eps=eps)
+        self.attn = Attention(dim, num_heads, qkv_bias, attention_dropout)
+        self.mlp = MLP(dim, mlp_dim, dropout)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, N, dim) -> (B, N, dim)."""
+        x = x + self.drop(self.attn(self.norm1(x), attn_mask))
+        return x + self.mlp(self.norm2(x))

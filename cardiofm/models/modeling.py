@@ -1,0 +1,214 @@
+"""CardioFMPreTrainedModel (HF base with checked loading) and CardioFMModel (the shared multimodal encoder)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration import CardioFMConfig
+from .encoder import TransformerEncoder, gather_tokens, joint_attention_mask
+from .layers import SIGNAL_MODALITY, TEXT_MODALITY, SignalEmbedding, TextEmbedding
+
+
+@dataclass
+class CardioFMModelOutput(ModelOutput):
+    """Encoder output; N = C * P signal tokens (channel-major) followed by L text tokens.
+
+    last_hidden_state: (B, N, H), zeros at missing channels / padding; token_mask: (B, N) bool, True = real token;
+    pooled_output: (B, H) mean over real signal tokens; signal_hidden_state: (B, C, P, H) per channel and patch;
+    text_hidden_state: (B, L, H) or None.
+    """
+
+    last_hidden_state: torch.Tensor | None = None
+    token_mask: torch.Tensor | None = None
+    pooled_output: torch.Tensor | None = None
+    signal_hidden_state: torch.Tensor | None = None
+    text_hidden_state: torch.Tensor | None = None
+
+
+@dataclass
+class EncodedContext(ModelOutput):
+    """Compact encoder output of the present tokens: hidden (B, M, H), valid (B, M) bool, num_signal (int)."""
+
+    hidden: torch.Tensor | None = None
+    valid: torch.Tensor | None = None
+    num_signal: int | None = None
+
+
+class CardioFMPreTrainedModel(PreTrainedModel):
+    """Base of every cardiofm model: config class, weight init, checked loading of pretraining checkpoints."""
+
+    config_class = CardioFMConfig
+    base_model_prefix = "cardiofm"
+    main_input_name = "signals"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["TransformerBlock"]
+    # Task models list the key prefixes of their new head, e.g. ("head.",): `from_pretrained_checked` asserts that
+    # exactly these keys are missing when a pretraining checkpoint is loaded.
+    head_key_prefixes: tuple[str, ...] = ()
+    # Keys a checkpoint may carry that only pretraining uses (dropped without complaint by task models).
+    pretraining_only_prefixes: tuple[str, ...] = ("decoder.", "text_head.", "contrastive.")
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Truncated-normal linear/embedding weights, zero biases, unit LayerNorms (HF init: skips loaded weights)."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.trunc_normal_(module.weight, std=std)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        for name, param in module.named_parameters(recurse=False):
+            if not isinstance(module, (nn.Linear, nn.Embedding, nn.LayerNorm)):
+                if name == "logit_scale":
+                    init.constant_(param, 2.659)  # log(1 / 0.07), the CLIP temperature
+                else:
+                    init.trunc_normal_(param, std=std)
+
+    @classmethod
+    def from_pretrained_checked(cls, pretrained_model_name_or_path, **kwargs):
+        """from_pretrained that asserts the exact set of missing keys: none, or exactly this class's head keys.
+
+        Unexpected checkpoint keys must be pretraining-only (decoder, text head, contrastive projections); any
+        missing encoder weight or shape mismatch raises instead of being silently re-initialised.
+        """
+        model, info = cls.from_pretrained(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
+        check_loading_info(model, info, str(pretrained_model_name_or_path))
+        return model
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """HF save (safetensors) + report tokenizer if attached + a generated model card (README.md) unless one exists."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        from .hub import write_model_card
+
+        tokenizer = getattr(self, "report_tokenizer", None)
+        if tokenizer is not None:  # the tokenizer travels with the weights (and with push_to_hub)
+            tokenizer.save_pretrained(save_directory)
+
+        write_model_card(self.config, save_directory, model_class=type(self).__name__)
+
+
+def check_loading_info(model: CardioFMPreTrainedModel, info: dict, source: str) -> None:
+    """Raise naming the keys if loading missed anything but the model's head or met unexpected non-pretraining keys."""
+    head = {k for k in model.state_dict() if k.startswith(tuple(model.head_key_prefixes))} if model.head_key_prefixes \
+        else set()
+    missing = set(info.get("missing_keys", ()))
+    problems = []
+    if missing and missing != head:
+        problems.append(f"missing keys other than the head {sorted(model.head_key_prefixes)}: "
+                        f"{sorted(missing - head)[:20]}; head keys loaded only partly: {sorted(head - missing)[:20]}")
+    unexpected = {k for k in info.get("unexpected_keys", ())
+                  if not any(k.startswith(p) or k.startswith(f"{model.base_model_prefix}.{p}")
+                             for p in model.pretraining_only_prefixes)}
+    if unexpected:
+        problems.append(f"unexpected keys: {sorted(unexpected)[:20]}")
+    if info.get("mismatched_keys"):
+        problems.append(f"shape mismatches: {sorted(info['mismatched_keys'])[:20]}")
+    if info.get("error_msgs"):
+        problems.append(f"errors: {info['error_msgs'][:5]}")
+    if problems:
+        raise ValueError(f"{source}: checkpoint does not fit {type(model).__name__}: " + "; ".join(problems))
+
+
+class CardioFMModel(CardioFMPreTrainedModel):
+    """The shared encoder: any named channels (+ optional text) -> contextual token features.
+
+    Missing channels (channel_mask False) are dropped before the encoder, so a lead-I-only input in a 13-channel
+    layout costs 1/13 of the compute, and a channel's features never depend on its position in the input.
+    """
+
+    def __init__(self, config: CardioFMConfig):
+        super().__init__(config)
+        h = config.hidden_size
+        self.signal_embed = SignalEmbedding(config.patch_size, len(config.channel_vocab), config.num_segments, h,
+                                            config.time_embed_dim, config.patch_duration_s, config.max_time_period_s)
+        self.text_embed = TextEmbedding(config.text_vocab_size, config.max_text_len, h, config.text_pad_id)
+        self.modality_embed = nn.Embedding(2, h)
+        self.encoder = TransformerEncoder(h, config.num_hidden_layers, config.num_attention_heads,
+                                          config.intermediate_size, config.layer_norm_eps, config.qkv_bias,
+                                          config.hidden_dropout_prob, config.attention_dropout)
+        self.post_init()
+
+    def _defaults(self, signals, channel_ids, channel_mask, time_offsets, segment_ids):
+        """Fill optional per-channel inputs: all channels present, zero offsets, segment 0; validates shapes."""
+        if signals.dim() != 3 or channel_ids.shape != signals.shape[:2]:
+            raise ValueError(f"signals must be (B, C, T) and channel_ids (B, C); got {tuple(signals.shape)} and "
+                             f"{tuple(channel_ids.shape)}")
+        if int(channel_ids.max()) >= len(self.config.channel_vocab) or int(channel_ids.min()) < 0:
+            raise ValueError(f"channel id outside the vocabulary of {len(self.config.channel_vocab)} channels")
+        b, c = channel_ids.shape
+        dev = signals.device
+        channel_mask = torch.ones(b, c, dtype=torch.bool, device=dev) if channel_mask is None else channel_mask.bool()
+        if not bool(channel_mask.any(dim=1).all()):
+            raise ValueError("every sample needs at least one present channel (channel_mask all False)")
+        time_offsets = torch.zeros(b, c, device=dev) if time_offsets is None else time_offsets
+        segment_ids = torch.zeros(b, c, dtype=torch.long, device=dev) if segment_ids is None else segment_ids
+        return channel_mask, time_offsets, segment_ids
+
+    def embed_signals(self, signals, channel_ids, channel_mask=None, time_offsets=None, segment_ids=None):
+        """Signals (B, C, T) -> tokens (B, C*P, H), patches (B, C, P, patch_size), token present mask (B, C*P)."""
+        channel_mask, time_offsets, segment_ids = self._defaults(signals, channel_ids, channel_mask, time_offsets,
+                                                                 segment_ids)
+        modality = self.modality_embed.weight[SIGNAL_MODALITY]
+        tokens, patches, _ = self.signal_embed(signals, channel_ids, time_offsets, segment_ids, modality)
+        b, c, p, h = tokens.shape
+        present = channel_mask.unsqueeze(-1).expand(b, c, p).reshape(b, c * p)
+        return tokens.reshape(b, c * p, h), patches, present
+
+    def embed_text(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, L) -> (B, L, H) text tokens."""
+        return self.text_embed(input_ids, self.modality_embed.weight[TEXT_MODALITY])
+
+    def encode(self, signal_tokens, signal_valid, text_tokens=None, text_valid=None) -> torch.Tensor:
+        """Run the encoder on [signal | text] tokens with padding masks -> (B, K + L, H)."""
+        x = signal_tokens if text_tokens is None else torch.cat([signal_tokens, text_tokens], dim=1)
+        mask = joint_attention_mask(signal_valid, None if text_tokens is None else text_valid.bool(),
+                                    self.config.signal_attends_text)
+        return self.encoder(x, mask)
+
+    def encode_present(self, signals, channel_ids, channel_mask=None, time_offsets=None, input_ids=None,
+                       text_mask=None, segment_ids=None):
+        """Encode only present tokens -> (EncodedContext, order (B, K) token indices, present (B, C*P), patches)."""
+        tokens, patches, present = self.embed_signals(signals, channel_ids, channel_mask, time_offsets, segment_ids)
+        counts = present.sum(1)
+        k = int(counts.max())
+        # stable sort puts present tokens first in their original order; padding rows are masked out of attention
+        order = torch.argsort((~present).to(torch.int8), dim=1, stable=True)[:, :k]
+        valid = torch.arange(k, device=tokens.device)[None] < counts[:, None]
+        text_tokens = None if input_ids is None else self.embed_text(input_ids)
+        if input_ids is not None and text_mask is None:
+            text_mask = input_ids != self.config.text_pad_id
+        hidden = self.encode(gather_tokens(tokens, order), valid, text_tokens, text_mask)
+        all_valid = valid if text_tokens is None else torch.cat([valid, text_mask.bool()], dim=1)
+        return EncodedContext(hidden=hidden, valid=all_valid, num_signal=k), order, present, patches
+
+    def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor | None = None,
+                time_offsets: torch.Tensor | None = None, input_ids: torch.Tensor | None = None,
+                text_mask: torch.Tensor | None = None, segment_ids: torch.Tensor | None = None,
+                **unused) -> CardioFMModelOutput:
+        """signals (B, C, T) at config.sampling_rate Hz, channel_ids (B, C) CHANNEL_VOCAB ids, channel_mask (B, C),
+        time_offsets (B, C) seconds, input_ids/text_mask (B, L), segment_ids (B, C) -> CardioFMModelOutput.
+
+        Other batch keys (vitals, labels, ...) are accepted and ignored so `model(**batch)` works.
+        """
+        ctx, order, present, patches = self.encode_present(signals, channel_ids, channel_mask, time_offsets,
+                                                           input_ids, text_mask, segment_ids)
+        b, c, p, _ = patches.shape
+        k, h = ctx.num_signal, ctx.hidden.shape[-1]
+        sig = ctx.hidden[:, :k] * ctx.valid[:, :k, None]
+        full = torch.zeros(b, c * p, h, dtype=sig.dtype, device=sig.device).scatter(
+            1, order[..., None].expand(-1, -1, h), sig)
+        full = full * present[..., None]  # padding rows land on missing-channel slots: keep those zero
+        pooled = full.sum(1) / present.sum(1, keepdim=True).clamp_min(1)
+        text_hidden = ctx.hidden[:, k:] if input_ids is not None else None
+        last = full if text_hidden is None else torch.cat([full, text_hidden], dim=1)
+        token_mask = present if text_hidden is None else torch.cat([present, ctx.valid[:, k:]], dim=1)
+        return CardioFMModelOutput(last_hidden_state=last, token_mask=token_mask, pooled_output=pooled,
+                                   signal_hidden_state=full.view(b, c, p, h), text_hidden_state=text_hidden)
