@@ -45,11 +45,17 @@ def code15_index(root: str) -> list[tuple[str, int]]:
     out = []
     for name in sorted(os.listdir(root)):
         if name.endswith((".hdf5", ".h5")):
+            import h5py
+
             path = os.path.join(root, name)
-            f = _open(path)
-            if "exam_id" not in f or "tracings" not in f:
-                raise RecordError(path, "missing 'tracings' or 'exam_id' dataset")
-            out += [(path, i) for i, e in enumerate(np.asarray(f["exam_id"])) if int(e) != 0]
+            try:  # opened and closed here: handles must not be inherited by forked corpus workers
+                with h5py.File(path, "r") as f:
+                    if "exam_id" not in f or "tracings" not in f:
+                        raise RecordError(path, "missing 'tracings' or 'exam_id' dataset")
+                    ids = np.asarray(f["exam_id"])
+            except OSError as err:
+                raise RecordError(path, f"unreadable HDF5 file ({err})")
+            out += [(path, i) for i, e in enumerate(ids) if int(e) != 0]
     return out
 
 
