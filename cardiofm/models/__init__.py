@@ -4,6 +4,9 @@ from .factory import create_model, list_presets, preset_config
 from .hub import register_auto_classes
 from .modeling import CardioFMModel, CardioFMModelOutput, CardioFMPreTrainedModel, EncodedContext, check_loading_info
 from .pretraining import CardioFMForPretraining, CardioFMPretrainingOutput
+from .tasks_diagnosis import CardioFMForDiagnosis, DiagnosisOutput, label_config
+from .tasks_generic import CardioFMForTarget, TargetOutput, target_config
+from .tasks_vitals import CardioFMForVitals, VitalsOutput, vitals_config
 
 register_auto_classes()
 
@@ -11,4 +14,6 @@ __all__ = [
     "CardioFMConfig", "CardioFMModel", "CardioFMForPretraining", "CardioFMPreTrainedModel", "CardioFMModelOutput",
     "CardioFMPretrainingOutput", "EncodedContext", "create_model", "list_presets", "preset_config",
     "check_loading_info", "register_auto_classes",
+    "CardioFMForDiagnosis", "DiagnosisOutput", "label_config", "CardioFMForVitals", "VitalsOutput", "vitals_config",
+    "CardioFMForTarget", "TargetOutput", "target_config",
 ]
