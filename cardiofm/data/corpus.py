@@ -69,6 +69,21 @@ def record_rows(piece: Record, cfg: PreprocessConfig) -> list[dict]:
     return rows
 
 
+def task_rows(pieces: list[Record], cfg: PreprocessConfig) -> list[dict]:
+    """Rows of all pieces of one input; a bad piece of a gapped record is skipped, the input fails only if all do."""
+    rows, first_error = [], None
+    for piece in pieces:
+        try:
+            rows += record_rows(piece, cfg)
+        except RecordError as err:
+            if len(pieces) == 1:
+                raise
+            first_error = first_error or err
+    if not rows:
+        raise first_error or RecordError(pieces[0].path if pieces else "<input>", "no usable window")
+    return rows
+
+
 def reason_kind(reason: str) -> str:
     """Category of a quarantine reason for summary counts: the text before any detail, without names or numbers."""
     head = re.split(r"[:(\[]", reason, maxsplit=1)[0]
@@ -101,7 +116,7 @@ def process_shard(job: tuple) -> dict:
     try:
         for task in tasks:
             try:
-                rows = [r for piece in source.read(task, opts) for r in record_rows(piece, cfg)]
+                rows = task_rows(source.read(task, opts), cfg)
             except RecordError as err:
                 quarantine.append({"path": err.path, "reason": err.reason, "task": task, "source": source_name})
                 continue

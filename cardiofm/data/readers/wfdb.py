@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import wfdb as _wfdb
@@ -70,6 +71,48 @@ def _check_data_length(base: str, hdr, where: str) -> None:
                                      f"implies {need} for {hdr.sig_len} samples)")
 
 
+_FMT = re.compile(r"^(\d+)(x\d+)?(:\d+)?(\+\d+)?$")
+_GAIN = re.compile(r"^([-+\d.eE]+)(?:\((-?\d+)\))?(?:/(\S+))?$")
+
+
+def _fast_read(base: str, text: str):
+    """Direct reader for the common layout (one file, format 16, no frames/skew), ~10x faster than the generic
+    parser; returns (signal (C, N) float32, names, units, fs, comments) or None to use wfdb instead."""
+    lines = [ln.strip() for ln in text.splitlines()]
+    comments = [ln.lstrip("#").strip() for ln in lines if ln.startswith("#")]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    head = lines[0].split()
+    if "/" in head[0] or len(head) < 4 or "/" in head[2] or "(" in head[2]:
+        return None  # multi-segment or counter frequency
+    nsig, fs, n = int(head[1]), float(head[2]), int(head[3])
+    sig = [ln.split() for ln in lines[1:1 + nsig]]
+    if nsig == 0 or len(sig) != nsig or any(len(f) < 3 for f in sig) or len({f[0] for f in sig}) != 1:
+        return None
+    fmts = [_FMT.match(f[1]) for f in sig]
+    if any(m is None or m.group(1) != "16" or m.group(2) or m.group(3) for m in fmts):
+        return None
+    gains = [_GAIN.match(f[2]) for f in sig]
+    if any(g is None for g in gains):
+        return None
+    offset = int(fmts[0].group(4) or 0)
+    path = os.path.join(os.path.dirname(base), sig[0][0])
+    raw = np.fromfile(path, dtype="<i2", offset=offset)
+    if raw.size != nsig * n:
+        return None  # length problems are diagnosed by _check_data_length
+    raw = raw.reshape(n, nsig).T
+    gain = np.array([float(g.group(1)) or 200.0 for g in gains], dtype=np.float32)[:, None]
+    adc_zero = [int(f[4]) if len(f) > 4 else 0 for f in sig]
+    baseline = np.array([int(g.group(2)) if g.group(2) is not None else z for g, z in zip(gains, adc_zero)],
+                        dtype=np.float32)[:, None]
+    x = (raw.astype(np.float32) - baseline) / gain
+    invalid = raw == -32768  # WFDB's "no sample" value for format 16
+    if invalid.any():
+        x[invalid] = np.nan
+    names = [" ".join(f[8:]) if len(f) > 8 else "" for f in sig]
+    units = [g.group(3) or "mV" for g in gains]
+    return x, names, units, fs, comments
+
+
 def _read_raw(base: str, where: str):
     """wfdb record with float32 physical signal; any decoder failure becomes RecordError."""
     try:
@@ -122,11 +165,18 @@ def read_wfdb(path: str, source: str = "wfdb") -> Record:
     and the valid pieces listed in meta['runs'] as [start, stop, channels] so nothing invalid passes as signal."""
     base = record_base(path)
     where = base + ".hea"
-    read_header_text(base)
-    rec, multi = _read_raw(base, where)
-    names, keep, dropped = map_channels(list(rec.sig_name or []), where)
-    x = np.ascontiguousarray(rec.p_signal[:, keep].T, dtype=np.float32)
-    units = [str((rec.units or [""] * rec.n_sig)[i] or "") for i in keep]
+    text = read_header_text(base)
+    fast = _fast_read(base, text)
+    if fast is not None:
+        x_all, raw_names, raw_units, fs, comments = fast
+        multi = False
+    else:
+        rec, multi = _read_raw(base, where)
+        x_all, raw_names, fs, comments = rec.p_signal.T, list(rec.sig_name or []), rec.fs, list(rec.comments or [])
+        raw_units = [str(u or "") for u in (rec.units or [""] * rec.n_sig)]
+    names, keep, dropped = map_channels(raw_names, where)
+    x = np.ascontiguousarray(x_all[keep], dtype=np.float32)
+    units = [raw_units[i] for i in keep]
     if np.isinf(x).any():
         raise RecordError(where, "infinite samples")
     meta: dict = {"dropped_channels": dropped} if dropped else {}
@@ -142,10 +192,10 @@ def read_wfdb(path: str, source: str = "wfdb") -> Record:
         meta["runs"] = _valid_runs(x, names)
         x = np.nan_to_num(x, nan=0.0)
     x, units = ecg_to_mv(x, names, units)
-    text, labels, vitals, extra = _metadata(list(rec.comments or []))
+    text, labels, vitals, extra = _metadata(comments)
     meta.update(extra)
     name = os.path.basename(base)
-    return Record(signal=x, channels=names, fs=float(rec.fs), text=text, labels=labels, vitals=vitals,
+    return Record(signal=x, channels=names, fs=float(fs), text=text, labels=labels, vitals=vitals,
                   subject_id=str(extra.get("subject_id") or extra.get("subject") or name), source=source,
                   record_id=name, path=where, units=units, meta=meta)
 
