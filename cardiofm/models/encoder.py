@@ -17,7 +17,7 @@ def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 def key_padding_mask(valid: torch.Tensor) -> torch.Tensor | None:
     """(B, N) bool of real tokens -> SDPA mask (B, 1, 1, N), or None when every token is real (fastest kernels)."""
-    if bool(valid.all()):
+    if valid.is_meta or bool(valid.all()):
         return None
     return valid[:, None, None, :]
 

@@ -141,12 +141,13 @@ class CardioFMModel(CardioFMPreTrainedModel):
         if signals.dim() != 3 or channel_ids.shape != signals.shape[:2]:
             raise ValueError(f"signals must be (B, C, T) and channel_ids (B, C); got {tuple(signals.shape)} and "
                              f"{tuple(channel_ids.shape)}")
-        if int(channel_ids.max()) >= len(self.config.channel_vocab) or int(channel_ids.min()) < 0:
+        if not channel_ids.is_meta and (int(channel_ids.max()) >= len(self.config.channel_vocab)
+                                        or int(channel_ids.min()) < 0):
             raise ValueError(f"channel id outside the vocabulary of {len(self.config.channel_vocab)} channels")
         b, c = channel_ids.shape
         dev = signals.device
         channel_mask = torch.ones(b, c, dtype=torch.bool, device=dev) if channel_mask is None else channel_mask.bool()
-        if not bool(channel_mask.any(dim=1).all()):
+        if not channel_mask.is_meta and not bool(channel_mask.any(dim=1).all()):
             raise ValueError("every sample needs at least one present channel (channel_mask all False)")
         time_offsets = torch.zeros(b, c, device=dev) if time_offsets is None else time_offsets
         segment_ids = torch.zeros(b, c, dtype=torch.long, device=dev) if segment_ids is None else segment_ids
