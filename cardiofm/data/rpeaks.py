@@ -24,6 +24,8 @@ SEARCHBACK_RR = 1.5
 T_WAVE_WINDOW_S = 0.36         # a candidate this soon after a beat and much weaker than it is that beat's T wave
 T_WAVE_RATIO = 0.7
 LEAD_WEIGHT_POWER = 4.0     # emphasises the cleanest leads; noisy leads still add a little
+DETECTION_FS = 100.0           # envelope rate: signals are block-averaged down to 100-200 Hz
+LOCATE_BASELINE_S = 0.1        # half-width of the moving mean subtracted before placing the peak
 BLOCK_S = 1.0                  # block length for the running beat level
 LEVEL_BLOCKS = 9               # running median over 9 blocks (~9 s) ignores one large artefact or missed beat
 
@@ -36,20 +38,18 @@ def _as_leads(signal: np.ndarray) -> np.ndarray:
         raise ValueError(f"detect_rpeaks expects (samples,) or (channels, samples), got shape {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError("detect_rpeaks: signal contains NaN/inf samples")
-    return x.astype(np.float64, copy=False)
+    return x
 
 
 def _despike(x: np.ndarray, fs: float) -> np.ndarray:
-    """Running median over ~4 ms (>= 3 samples): removes pacing spikes, leaves the QRS slope intact."""
-    width = int(round(0.004 * fs)) | 1
-    if width < 3:
-        return x  # at <= 250 Hz a pacing spike is already smeared by the acquisition filter
-    if width == 3:
+    """3-point running median at the decimated rate: a pacing spike (< 2 ms) already diluted by the block mean
+    occupies one decimated sample and is removed; the QRS (>= 60 ms) keeps its slope."""
+    if x.shape[1] >= 3:
         a, b, c = x[:, :-2], x[:, 1:-1], x[:, 2:]
         out = x.copy()
         out[:, 1:-1] = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
         return out
-    return ndimage.median_filter(x, size=(1, width), mode="nearest")
+    return x
 
 
 def _qrs_slope(x: np.ndarray, fs: float) -> np.ndarray:
@@ -76,24 +76,35 @@ def _lead_weights(d: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-lead typical QRS slope (median of 1 s block maxima) and peakiness weight (0 for flat leads)."""
     bm = _block_max(d, max(1, int(round(BLOCK_S * fs))))
     level = np.median(bm, axis=-1)
-    floor = np.median(np.abs(d), axis=-1)
+    floor = np.abs(d).mean(axis=-1)
     peaky = level / np.maximum(floor, 1e-12)
     w = np.where(level > 1e-9, peaky ** LEAD_WEIGHT_POWER, 0.0)
     total = w.sum()
     return level, (w / total if total > 0 else w)
 
 
-def _envelope(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
-    """Combined QRS envelope (amplitude scale, ~1 at a typical beat) and the per-lead weights."""
-    d = _qrs_slope(_despike(x, fs), fs)
-    level, w = _lead_weights(d, fs)
+def _decimate(x: np.ndarray, fs: float) -> tuple[np.ndarray, int]:
+    """Block-mean decimation to ~100-200 Hz (the QRS envelope needs no more); returns (signal, factor)."""
+    q = max(1, int(fs // DETECTION_FS))
+    if q == 1:
+        return x.astype(np.float32, copy=False), 1
+    n = x.shape[1] // q * q
+    return x[:, :n].reshape(x.shape[0], -1, q).mean(axis=-1, dtype=np.float32), q
+
+
+def _envelope(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Combined QRS envelope (amplitude scale, ~1 at a typical beat) at the decimated rate, lead weights, rate."""
+    xd, q = _decimate(x, fs)
+    fd = fs / q
+    d = _qrs_slope(_despike(xd, fd), fd)
+    level, w = _lead_weights(d, fd)
     live = w > 0
     if not live.any():
-        return np.zeros(x.shape[1]), w
+        return np.zeros(xd.shape[1], dtype=np.float32), w, fd
     scaled = d[live] / level[live, None]
-    energy = np.einsum("c,ct,ct->t", w[live], scaled, scaled)
-    env = np.sqrt(ndimage.uniform_filter1d(energy, max(1, int(round(0.08 * fs))), mode="nearest"))
-    return env, w
+    energy = np.einsum("c,ct,ct->t", w[live].astype(np.float32), scaled, scaled)
+    smooth = ndimage.uniform_filter1d(energy, max(1, int(round(0.08 * fd))), mode="nearest")
+    return np.sqrt(np.maximum(smooth, 0.0)), w, fd
 
 
 def _local_level(env: np.ndarray, fs: float) -> np.ndarray:
@@ -139,19 +150,23 @@ def _reject_t_waves(peaks: np.ndarray, env: np.ndarray, fs: float) -> np.ndarray
 
 
 def _locate(x: np.ndarray, w: np.ndarray, beats: np.ndarray, fs: float) -> np.ndarray:
-    """Place each beat on the largest lead-weighted |deviation| from a linear baseline within +-90 ms."""
+    """Place each beat on the largest lead-weighted |x - 0.2 s moving mean| within +-90 ms of its envelope peak."""
     half = max(1, int(round(0.09 * fs)))
+    pad = max(1, int(round(LOCATE_BASELINE_S * fs)))
     n = x.shape[1]
     live = np.flatnonzero(w > 0)
-    starts = np.clip(beats - half, 0, n - 2 * half - 1)
-    idx = starts[:, None] + np.arange(2 * half + 1)                    # (beats, window)
-    win = x[live][:, idx]                                              # (leads, beats, window)
-    ramp = np.linspace(0.0, 1.0, idx.shape[1])
-    base = win[..., :1] + (win[..., -1:] - win[..., :1]) * ramp        # line between the window edges
-    dev = np.abs(win - base)
-    scale = np.median(dev.max(axis=-1), axis=-1)                       # typical QRS amplitude per lead
-    combined = np.einsum("c,cbt->bt", w[live] / np.maximum(scale, 1e-12), dev)
-    return starts + np.argmax(combined, axis=-1)
+    idx = beats[:, None] + np.arange(-half - pad, half + pad + 1)       # (beats, wide window)
+    wide = x[live][:, np.clip(idx, 0, n - 1)].astype(np.float64)        # (leads, beats, wide window)
+    csum = np.concatenate([np.zeros(wide.shape[:-1] + (1,)), np.cumsum(wide, axis=-1)], axis=-1)
+    k = 2 * pad + 1
+    base = (csum[..., k:] - csum[..., :-k]) / k                         # centred moving mean, LTI
+    dev = np.abs(wide[..., pad:pad + base.shape[-1]] - base)           # (leads, beats, 2*half+1)
+    # each lead is normalised per beat (invariant to beat-to-beat gain changes) and weighted by its peakiness
+    peak = dev.max(axis=-1, keepdims=True)
+    combined = np.einsum("c,cbt->bt", w[live] ** (1.0 / LEAD_WEIGHT_POWER), dev / np.maximum(peak, 1e-12))
+    inside = (idx[:, pad:pad + base.shape[-1]] >= 0) & (idx[:, pad:pad + base.shape[-1]] < n)
+    combined = np.where(inside, combined, -1.0)
+    return beats - half + np.argmax(combined, axis=-1)
 
 
 def detect_rpeaks(signal: np.ndarray, fs: float, method: str = "cardiofm") -> np.ndarray:
@@ -164,18 +179,22 @@ def detect_rpeaks(signal: np.ndarray, fs: float, method: str = "cardiofm") -> np
     n = x.shape[1]
     if n < int(2 * REFRACTORY_S * fs) + 3:
         return np.zeros(0, dtype=np.int64)
-    env, w = _envelope(x, fs)
+    env, w, fd = _envelope(x, fs)
     if not env.any():
         return np.zeros(0, dtype=np.int64)
-    level = _local_level(env, fs)
-    cands, _ = find_peaks(env, distance=max(1, int(round(REFRACTORY_S * fs))))
+    level = _local_level(env, fd)
+    cands, _ = find_peaks(env, distance=max(1, int(round(REFRACTORY_S * fd))))
     peaks = cands[env[cands] > THRESHOLD_FRACTION * level[cands]]
-    peaks = _reject_t_waves(peaks, env, fs)
-    peaks = _search_back(peaks, cands, env, level, fs)
+    peaks = _reject_t_waves(peaks, env, fd)
+    peaks = _search_back(peaks, cands, env, level, fd)
     if len(peaks) == 0:
         return np.zeros(0, dtype=np.int64)
-    located = _locate(x, w, peaks, fs) if n > int(0.18 * fs) + 2 else peaks
-    return np.unique(located).astype(np.int64)
+    q = fs / fd
+    centres = np.minimum((peaks * q + q / 2).astype(np.int64), n - 1)   # decimated index -> full-rate sample
+    # the second pass centres the search window on the first estimate, so the result no longer depends on
+    # where the (decimated, smooth) envelope peaked
+    first = _locate(x, w, centres, fs)
+    return np.unique(_locate(x, w, first, fs)).astype(np.int64)
 
 
 def detect_rpeaks_neurokit(signal: np.ndarray, fs: float, method: str = "neurokit2:neurokit") -> np.ndarray:
