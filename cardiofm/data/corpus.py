@@ -270,3 +270,55 @@ def load_corpus(out: str):
         raise FileNotFoundError(f"{out} has no finished shards")
     parts = [Dataset.from_file(f) for f in files]
     return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+
+
+def stream_corpus(out: str):
+    """A corpus as a streaming `datasets.IterableDataset` over its shards (one stream shard per file)."""
+    from datasets import load_dataset
+
+    files = corpus_shards(out)
+    if not files:
+        raise FileNotFoundError(f"{out} has no finished shards")
+    cfg = PreprocessConfig.from_dict(read_corpus_info(out)["preprocess"])
+    return load_dataset("arrow", data_files=files, split="train", streaming=True, features=corpus_features(cfg))
+
+
+def _as_sample(ex: dict) -> dict:
+    """A numpy-formatted corpus row -> the pipeline's sample dict types (float32 signal, lists of str)."""
+    ex["signal"] = np.asarray(ex["signal"], dtype=np.float32)
+    ex["channel_mask"] = np.asarray(ex["channel_mask"], dtype=bool)
+    ex["vitals"] = np.asarray(ex["vitals"], dtype=np.float32)
+    ex["vitals_mask"] = np.asarray(ex["vitals_mask"], dtype=bool)
+    ex["channels"] = [str(c) for c in ex["channels"]]
+    ex["labels"] = [str(c) for c in ex["labels"]]
+    for k in ("text", "subject_id", "source", "record_id", "meta"):
+        ex[k] = str(ex[k])
+    ex["start_s"] = float(ex["start_s"])
+    return ex
+
+
+def build_mixture(dirs: list[str], weights: list[float] | None = None, seed: int = 0, shuffle_buffer: int = 1000,
+                  rank: int = 0, world_size: int = 1, stopping_strategy: str = "all_exhausted"):
+    """Streaming mixture of corpora: sources interleaved with probabilities ∝ weights, split by node, shuffled
+    through a fixed-size buffer (memory constant in corpus size); yields sample dicts."""
+    from datasets import interleave_datasets
+    from datasets.distributed import split_dataset_by_node
+
+    if not dirs:
+        raise ValueError("build_mixture needs at least one corpus folder")
+    weights = [1.0] * len(dirs) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(dirs) or min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(f"weights {weights} must be {len(dirs)} non-negative numbers with a positive sum")
+    layouts = {d: (read_corpus_info(d)["preprocess"]["channels"], read_corpus_info(d)["preprocess"]["fs"],
+                   read_corpus_info(d)["preprocess"]["window_s"]) for d in dirs}
+    if len({json.dumps(v) for v in layouts.values()}) > 1:
+        raise ValueError(f"corpora differ in channel layout / fs / window and cannot be mixed: {layouts}")
+    streams = [stream_corpus(d) for d in dirs]
+    total = sum(weights)
+    ds = streams[0] if len(streams) == 1 else interleave_datasets(
+        streams, probabilities=[w / total for w in weights], seed=seed, stopping_strategy=stopping_strategy)
+    if world_size > 1:
+        ds = split_dataset_by_node(ds, rank=rank, world_size=world_size)
+    if shuffle_buffer > 1:
+        ds = ds.shuffle(seed=seed, buffer_size=shuffle_buffer)
+    return ds.with_format("numpy").map(_as_sample).with_format(None)
