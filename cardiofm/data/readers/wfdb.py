@@ -96,6 +96,8 @@ def _fast_read(base: str, text: str):
         return None
     offset = int(fmts[0].group(4) or 0)
     path = os.path.join(os.path.dirname(base), sig[0][0])
+    if not os.path.exists(path):
+        return None  # diagnosed by _check_data_length
     raw = np.fromfile(path, dtype="<i2", offset=offset)
     if raw.size != nsig * n:
         return None  # length problems are diagnosed by _check_data_length
