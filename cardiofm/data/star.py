@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .channels import is_ecg
+from ..config import ConfigError
 from .rpeaks import detect_rpeaks
 
 log = logging.getLogger(__name__)
@@ -43,17 +44,17 @@ class StarConfig:
     warp_non_ecg: bool = False                            # apply warp/gain to PPG/ABP/RESP too
 
     def validate(self) -> None:
-        """Raise ValueError on impossible values."""
+        """Raise ConfigError (a ValueError) on impossible values."""
         lo, hi = self.amplitude_range
         if not 0.0 <= self.p <= 1.0:
-            raise ValueError(f"star.p must be in [0, 1], got {self.p}")
+            raise ConfigError(f"star.p must be in [0, 1], got {self.p}")
         if self.max_shift_s < 0 or not 0 < lo <= hi:
-            raise ValueError(f"star: need max_shift_s >= 0 and 0 < amplitude_range[0] <= [1], got "
+            raise ConfigError(f"star: need max_shift_s >= 0 and 0 < amplitude_range[0] <= [1], got "
                              f"{self.max_shift_s}, {self.amplitude_range}")
         for name in ("warp_depth_range", "amplitude_depth_range", "cycles_per_beat"):
             a, b = getattr(self, name)
             if not 0 <= a <= b:
-                raise ValueError(f"star.{name} must satisfy 0 <= low <= high, got {(a, b)}")
+                raise ConfigError(f"star.{name} must satisfy 0 <= low <= high, got {(a, b)}")
 
 
 def _per_beat_sinusoid(rng: np.random.Generator, n: int, depth_range, cycles_per_beat) -> np.ndarray:
