@@ -1,1 +1,10 @@
-"""cardiofm.engine."""
+"""Training engine shared by pretraining and finetuning: accelerate/DeepSpeed loop, checkpoints, tracking."""
+from .checkpoint import CheckpointManager
+from .config import OptimConfig, TrainConfig
+from .optim import build_optimizer, build_scheduler, lr_factor, param_groups
+from .trainer import NonFiniteLossError, Trainer, TrainResult, seed_everything
+from .distributed import finish_process, weights_digest
+
+__all__ = ["CheckpointManager", "OptimConfig", "TrainConfig", "build_optimizer", "build_scheduler", "lr_factor",
+           "param_groups", "NonFiniteLossError", "Trainer", "TrainResult", "seed_everything", "finish_process",
+           "weights_digest"]

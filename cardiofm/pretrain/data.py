@@ -1,0 +1,88 @@
+"""Pretraining data: the embedded synthetic set or a streamed corpus mixture, tokenizer training, collation."""
+from __future__ import annotations
+
+import itertools
+import logging
+from functools import partial
+
+from ..data.collate import collate_samples
+from .config import PretrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+def build_transform(cfg: PretrainConfig):
+    """The on-the-fly augmentation `callable(sample, fs) -> sample`, or None."""
+    if not cfg.data.augment:
+        return None
+    from ..config import from_dict
+    from ..data.augment import AugmentConfig, build_augmentation
+
+    return build_augmentation(from_dict(AugmentConfig, cfg.data.augment, prefix="data.augment."))
+
+
+class MixtureStream:
+    """Stream factory for the Trainer: this process's shard of the corpus mixture, reshuffled per epoch."""
+
+    def __init__(self, cfg: PretrainConfig, transform=None, fs: float | None = None):
+        self.cfg, self.transform, self.fs = cfg, transform, fs
+
+    def __call__(self, rank: int = 0, world_size: int = 1, epoch: int = 0):
+        from ..data.corpus import build_mixture
+
+        d = self.cfg.data
+        ds = build_mixture(list(d.corpus_dirs), d.weights, seed=self.cfg.train.seed + epoch,
+                           shuffle_buffer=d.shuffle_buffer, rank=rank, world_size=world_size)
+        if self.transform is not None:
+            ds = ds.map(partial(_apply, transform=self.transform, fs=self.fs))
+        return ds
+
+
+def _apply(sample: dict, transform, fs: float) -> dict:
+    return transform(sample, fs)
+
+
+def training_data(cfg: PretrainConfig, preprocess):
+    """(train_data for the Trainer, a few samples for tokenizer training, eval samples)."""
+    from ..data.synthetic import SyntheticDataset, synthetic_samples
+
+    d = cfg.data
+    eval_seed = d.synthetic_seed + 10_000_000  # disjoint from the training records
+    if not d.corpus_dirs:
+        train = SyntheticDataset(d.synthetic_size, seed=d.synthetic_seed, cfg=preprocess)
+        texts = [train[i]["text"] for i in range(min(len(train), cfg.tokenizer.train_texts, 256))]
+        return train, texts, synthetic_samples(d.eval_size, seed=eval_seed, cfg=preprocess)
+    stream = MixtureStream(cfg, build_transform(cfg), preprocess.fs)
+    texts = [s["text"] for s in itertools.islice(iter(stream()), cfg.tokenizer.train_texts)]
+    if d.eval_dirs:
+        from ..data.corpus import build_mixture
+
+        evals = list(itertools.islice(iter(build_mixture(list(d.eval_dirs), shuffle_buffer=0)), d.eval_size))
+    else:
+        evals = synthetic_samples(d.eval_size, seed=eval_seed, cfg=preprocess)
+    return stream, texts, evals
+
+
+def build_tokenizer(cfg: PretrainConfig, texts: list[str]):
+    """Load the tokenizer from cfg.tokenizer.path, or train it on the report texts of the training data."""
+    from ..models.tokenizer import ReportTokenizer
+
+    if cfg.tokenizer.path:
+        return ReportTokenizer.from_pretrained(cfg.tokenizer.path)
+    tok = ReportTokenizer().train(texts, vocab_size=cfg.tokenizer.vocab_size)
+    logger.info("report tokenizer trained on %d texts: %d tokens", len(texts), tok.vocab_size)
+    return tok
+
+
+def make_collate(tokenizer, max_text_len: int):
+    """collate_fn for the DataLoader (a partial: picklable for worker processes)."""
+    return partial(collate_samples, tokenizer=tokenizer, max_text_len=max_text_len)
+
+
+def count_tokens(batch: dict, patch_size: int) -> int:
+    """Signal tokens of present channels (C x T / patch_size each) plus real text tokens in a batch."""
+    patches = batch["signals"].shape[-1] // patch_size
+    n = int(batch["channel_mask"].sum()) * patches
+    if "text_mask" in batch:
+        n += int(batch["text_mask"].sum())
+    return n

@@ -1,0 +1,115 @@
+"""Pretraining recipe: setup -> train -> evaluate -> save, on the shared engine (accelerate / DeepSpeed)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from ..config import save_config
+from .config import PretrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+class PretrainRecipe:
+    """`setup()` builds data, tokenizer, model and Trainer; `train()`; `evaluate()`; `save()` exports DIR/model."""
+
+    def __init__(self, cfg: PretrainConfig):
+        self.cfg = cfg
+        self.output_dir = Path(cfg.output_dir)
+        self.trainer = self.tokenizer = None
+
+    def setup(self, resume: bool = False) -> "PretrainRecipe":
+        """Data, tokenizer (reused from output_dir on resume), model seeded identically on every process, Trainer."""
+        from ..data.preprocess import PreprocessConfig
+        from ..engine import Trainer, seed_everything
+        from ..models import create_model, preset_config
+        from .data import build_tokenizer, count_tokens, make_collate, training_data
+        from .plots import make_plot_fn
+
+        cfg = self.cfg
+        preprocess = self._preprocess_config(PreprocessConfig, preset_config)
+        train_data, texts, eval_samples = training_data(cfg, preprocess)
+        saved_tok = self.output_dir / "tokenizer"
+        if resume and (saved_tok / "report_tokenizer.model").exists():
+            cfg.tokenizer.path = str(saved_tok)  # a resumed run must tokenize exactly as before
+        self.tokenizer = build_tokenizer(cfg, texts)
+        seed_everything(cfg.train.seed)  # same initial weights on every process
+        model = create_model(cfg.model.name, tokenizer=self.tokenizer, **cfg.model.overrides)
+        collate = make_collate(self.tokenizer, cfg.tokenizer.max_text_len)
+        patch = model.config.patch_size
+        self.eval_batches = [collate(eval_samples[i:i + cfg.train.batch_size])
+                             for i in range(0, len(eval_samples), cfg.train.batch_size)]
+        self.trainer = Trainer(model, cfg.train, train_data, collate, self._eval_fn, output_dir=self.output_dir,
+                               transform=self._map_transform(), fs=preprocess.fs,
+                               tokens_fn=lambda b: count_tokens(b, patch), plot_fn=make_plot_fn(preprocess.fs),
+                               plot_batch=self.eval_batches[0] if self.eval_batches else None)
+        if self.trainer.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.output_dir / "config.yaml")
+            self.tokenizer.save_pretrained(saved_tok)
+        logger.info("model %s: %.2fM parameters; data: %s", cfg.model.name,
+                    sum(p.numel() for p in model.parameters()) / 1e6,
+                    ", ".join(cfg.data.corpus_dirs) or f"{cfg.data.synthetic_size} synthetic windows")
+        return self
+
+    def _preprocess_config(self, preprocess_cls, preset_config):
+        """The model's preprocessing (from its preset when it has one), so data and model agree on fs/layout."""
+        name = self.cfg.model.name
+        try:
+            values = preset_config(name).preprocess
+        except ValueError:
+            values = None  # a saved model / config file: create_model carries its own; default layout here
+        return preprocess_cls.from_dict(values) if values else preprocess_cls()
+
+    def _map_transform(self):
+        """Augmentation for the map-style synthetic set (streams apply it inside the mixture)."""
+        if self.cfg.data.corpus_dirs:
+            return None
+        from .data import build_transform
+
+        return build_transform(self.cfg)
+
+    def _eval_fn(self, model) -> dict:
+        """Mean eval losses per objective over this process's share of the eval batches, averaged over processes."""
+        acc = self.trainer.accelerator
+        torch.manual_seed(self.cfg.data.eval_batches_seed)  # the same masks at every evaluation (RNG is forked)
+        sums: dict[str, float] = {}
+        mine = self.eval_batches[acc.process_index::acc.num_processes] or self.eval_batches[:1]
+        for batch in mine:
+            out = model(**{k: v.to(acc.device) for k, v in batch.items()})
+            for name, value in {"loss": out.loss, **out.losses}.items():
+                sums[name] = sums.get(name, 0.0) + float(value) / len(mine)
+        names = sorted(sums)
+        vec = acc.reduce(torch.tensor([sums[n] for n in names], device=acc.device), reduction="mean") \
+            if acc.num_processes > 1 else torch.tensor([sums[n] for n in names])
+        return {f"eval/{n}": float(v) for n, v in zip(names, vec.tolist())}
+
+    def train(self, resume: bool = False):
+        """Run the Trainer (resuming from the newest complete checkpoint when asked)."""
+        return self.trainer.train(resume=resume)
+
+    def evaluate(self) -> dict:
+        """Eval losses of the current weights."""
+        return self.trainer.evaluate()
+
+    def save(self) -> Path:
+        """Export DIR/model: save_pretrained weights + config + report tokenizer (CardioFMForPretraining loads it)."""
+        path = self.trainer.export(self.output_dir / "model", tokenizer=self.tokenizer)
+        logger.info("model exported to %s (load with CardioFMForPretraining.from_pretrained)", path)
+        return path
+
+
+def run(cfg: PretrainConfig, resume: bool = False) -> int:
+    """setup -> train -> evaluate -> save; returns a process exit code (143 when stopped by SIGTERM)."""
+    recipe = PretrainRecipe(cfg).setup(resume=resume)
+    result = recipe.train(resume=resume)
+    if result.stopped == "sigterm":
+        logger.warning("preempted at step %d: checkpoint %s; rerun with --resume", result.step, result.checkpoint)
+        return 143
+    recipe.save()
+    if recipe.trainer.is_main_process:
+        logger.info("done at step %d (%s); outputs in %s: model/, checkpoints/, logs/ (TensorBoard), plots/, "
+                    "metrics.jsonl", result.step, result.stopped, recipe.output_dir)
+    return 0
