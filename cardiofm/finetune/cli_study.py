@@ -1,0 +1,40 @@
+"""`cardiofm augment-study`: the same diagnosis model trained with each augmentation under source-aware k-fold."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "compare augmentations (STAR, equal-segment reference, crop, stretch, noise, wander, scale, lead mask) on CinC 2021"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the augment-study subcommand."""
+    parser.add_argument("--config", default=None, help="study YAML (StudyConfig); defaults otherwise")
+    parser.add_argument("--root", default=None, help="CinC 2021 folder (the sample or a full download)")
+    parser.add_argument("--arms", default=None,
+                        help="comma-separated arms, e.g. none,star,equal_segment (default: all nine)")
+    parser.add_argument("--folds", default=None, help="comma-separated fold indices to run (default: all)")
+    parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps per arm and fold")
+    parser.add_argument("--output-dir", default=None, help="where results.json / summary.md go")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.batch_size=16 arm_p=0.8")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Parse the config, run every arm x fold, print the summary table."""
+    from ..config import load_config
+    from .augment_study import StudyConfig, run_study
+
+    overrides = list(args.overrides)
+    if args.root:
+        overrides.append(f"root={args.root}")
+    if args.arms:
+        overrides.append(f"arms=[{args.arms}]")
+    if args.folds:
+        overrides.append(f"folds=[{args.folds}]")
+    if args.max_steps is not None:
+        overrides.append(f"train.max_steps={args.max_steps}")
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    cfg = load_config(StudyConfig, args.config, overrides)
+    run_study(cfg)
+    print(f"results in {cfg.output_dir}/summary.md, summary.json, results.json")
+    return 0
