@@ -18,6 +18,9 @@ from .sources import SOURCES, SourceOptions
 
 log = logging.getLogger("cardiofm.corpus")
 SHARD_DIR = "shards"
+# rows per Arrow record batch: streaming readers hold one batch per open shard, so small batches keep memory flat
+# (64 rows x 12 x 5000 float16 = 7.7 MB)
+WRITER_BATCH_ROWS = 64
 
 
 def corpus_features(cfg: PreprocessConfig):
@@ -112,7 +115,7 @@ def process_shard(job: tuple) -> dict:
     arrow_path, json_path = _shard_paths(out, k)
     tmp = os.path.join(out, SHARD_DIR, f".tmp-shard-{k:05d}-{os.getpid()}.arrow")
     quarantine, ok, samples, t0 = [], 0, 0, time.time()
-    writer = ArrowWriter(features=corpus_features(cfg), path=tmp, writer_batch_size=256)
+    writer = ArrowWriter(features=corpus_features(cfg), path=tmp, writer_batch_size=WRITER_BATCH_ROWS)
     try:
         for task in tasks:
             try:
@@ -320,5 +323,6 @@ def build_mixture(dirs: list[str], weights: list[float] | None = None, seed: int
     if world_size > 1:
         ds = split_dataset_by_node(ds, rank=rank, world_size=world_size)
     if shuffle_buffer > 1:
-        ds = ds.shuffle(seed=seed, buffer_size=shuffle_buffer)
+        # one input shard at a time feeds the buffer: memory stays buffer-sized however many shards there are
+        ds = ds.shuffle(seed=seed, buffer_size=shuffle_buffer, max_buffer_input_shards=1)
     return ds.with_format("numpy").map(_as_sample).with_format(None)
