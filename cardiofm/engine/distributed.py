@@ -60,6 +60,9 @@ def fill_deepspeed_config(accelerator, cfg: TrainConfig) -> None:
     ds["train_batch_size"] = cfg.batch_size * cfg.grad_accum_steps * accelerator.num_processes
     if ds.get("gradient_clipping", "auto") == "auto":
         ds["gradient_clipping"] = cfg.max_grad_norm
+    zero = ds.setdefault("zero_optimization", {})
+    if zero.get("stage") == 3:  # export needs the full weights gathered on the main process
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
     ds.setdefault("steps_per_print", 10**9)  # our logger reports; keep DeepSpeed's own prints quiet
 
 

@@ -77,7 +77,8 @@ class TrainingLoop:
             progress.close()
             if previous_handler is not None:
                 signal.signal(signal.SIGTERM, previous_handler)
-            acc.end_training()
+            for tracker in acc.trackers:  # not end_training(): that also destroys the process group (export)
+                tracker.finish()
         logger.info("rank %d weights digest %s", acc.process_index, weights_digest(self.unwrapped_model()))
         return TrainResult(step=self.state["step"], stopped=stopped, metrics=metrics, checkpoint=last_ckpt,
                            skipped_steps=self.state["skipped_steps"])
@@ -87,6 +88,7 @@ class TrainingLoop:
         cfg, acc = self.cfg, self.accelerator
         totals: dict[str, torch.Tensor] = {}
         bad, grad_norm = False, None
+        lr = self.scheduler.get_last_lr()[-1]  # the rate this update uses (logged before the schedule moves on)
         for _ in range(cfg.grad_accum_steps):
             batch, waited = next(batches)
             t0 = time.perf_counter()
@@ -108,7 +110,7 @@ class TrainingLoop:
         self.state["consecutive_nonfinite"] = 0
         self.state["step"] += 1
         values = {f"train/{k}": v for k, v in totals.items()}
-        values["train/lr"] = self.scheduler.get_last_lr()[-1]
+        values["train/lr"] = lr
         if grad_norm is not None:
             values["train/grad_norm"] = torch.as_tensor(grad_norm, dtype=torch.float32)
         return values
@@ -149,7 +151,8 @@ class TrainingLoop:
     def _optimizer_step(self, bad: bool):
         """Clip, step optimizer and schedule unless the update is bad; returns the global grad norm."""
         cfg, acc = self.cfg, self.accelerator
-        if self.uses_deepspeed:  # the engine clipped and stepped inside backward
+        if self.uses_deepspeed:  # the engine clipped and stepped inside backward; our LambdaLR is not the engine's
+            self.scheduler.step()
             return acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
         grad_norm = None
         if not bad:

@@ -97,7 +97,8 @@ class PretrainRecipe:
     def save(self) -> Path:
         """Export DIR/model: save_pretrained weights + config + report tokenizer (CardioFMForPretraining loads it)."""
         path = self.trainer.export(self.output_dir / "model", tokenizer=self.tokenizer)
-        logger.info("model exported to %s (load with CardioFMForPretraining.from_pretrained)", path)
+        if self.trainer.is_main_process:
+            logger.info("model exported to %s (load with CardioFMForPretraining.from_pretrained)", path)
         return path
 
 
