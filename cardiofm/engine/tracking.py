@@ -23,6 +23,7 @@ class MetricsLogger:
         if not self.accelerator.is_main_process:
             return
         clean = {k: float(v) for k, v in values.items()}
+        self.output_dir.mkdir(parents=True, exist_ok=True)
         self.accelerator.log(clean, step=step)
         with self.path.open("a", encoding="utf-8") as f:
             # repr of a python float round-trips exactly: resumed runs are compared bit for bit

@@ -62,6 +62,7 @@ class Trainer(TrainingLoop):
                       "evals_without_improvement": 0, "consecutive_nonfinite": 0, "skipped_steps": 0,
                       "num_processes": self.accelerator.num_processes}
         self._stop_signal: str | None = None   # set by the SIGTERM handler of this process
+        self._position = (0, 0)                 # (epoch, micro-batch index) of the batch being computed
         self._stop_signal_all = False           # any process received it (agreed collectively each micro-batch)
         self.model, self.optimizer, self.scheduler = self._prepare(model, layer_id_fn)
 
@@ -126,6 +127,7 @@ class Trainer(TrainingLoop):
                 except StopIteration:
                     break
                 waited = time.perf_counter() - t0
+                self._position = (self.state["epoch"], self.state["batch_in_epoch"])  # of this batch, for messages
                 self.state["batch_in_epoch"] += 1
                 if per_epoch is not None and self.state["batch_in_epoch"] == per_epoch:
                     self.state["epoch"], self.state["batch_in_epoch"] = self.state["epoch"] + 1, 0

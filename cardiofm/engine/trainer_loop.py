@@ -66,7 +66,8 @@ class TrainingLoop:
                 if (cfg.eval_every and step % cfg.eval_every == 0) or end:
                     metrics, early = self._evaluate_and_track(step)
                     stopped = "early_stopping" if early else stopped
-                if self._stop_signal_all:
+                # processes agree on a signal at each micro-batch; one alone may also act on one that came later
+                if self._stop_signal_all or (acc.num_processes == 1 and self._stop_signal):
                     stopped = "sigterm"
                 if end or stopped != "max_steps" or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                     last_ckpt = self.save_checkpoint()
@@ -122,8 +123,7 @@ class TrainingLoop:
         nonfinite, self._stop_signal_all = self._any_flag(not bool(torch.isfinite(loss.detach())),
                                                           self._stop_signal is not None)
         if nonfinite:
-            where = (f"step {self.state['step'] + 1} (epoch {self.state['epoch']}, micro-batch "
-                     f"{self.state['batch_in_epoch']})")
+            where = f"step {self.state['step'] + 1} (epoch {self._position[0]}, micro-batch {self._position[1]})"
             parts = {k: f"{float(v):.4g}" for k, v in (getattr(out, "losses", None) or {}).items()}
             if self.cfg.nan_policy == "stop" or self.uses_deepspeed:
                 why = "nan_policy=stop" if self.cfg.nan_policy == "stop" else \
