@@ -57,12 +57,49 @@ class PreprocessConfig:
         return cls(**d)
 
 
+@lru_cache(maxsize=64)
+def _polyphase_plan(up: int, down: int, n_in: int, dtype: str) -> tuple[np.ndarray, int, int]:
+    """resample_poly's anti-aliasing FIR (Kaiser beta 5, 10 taps per phase), padded as resample_poly pads it for n_in
+    input samples -> (filter, output samples to drop at the start, output length); designed once per rate pair."""
+    max_rate = max(up, down)
+    half_len = 10 * max_rate
+    h = sps.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)).astype(dtype)  # resample_poly: x's dtype
+    h *= up
+    n_out = -(-n_in * up // down)
+    n_pre_pad = down - half_len % down
+    n_pre_remove = (half_len + n_pre_pad) // down
+    n_post_pad = 0
+    # the same search resample_poly runs: pad the tail until the filtered output covers every kept sample
+    while _upfirdn_len(len(h) + n_pre_pad + n_post_pad, n_in, up, down) < n_out + n_pre_remove:
+        n_post_pad += 1
+    h = np.concatenate((np.zeros(n_pre_pad, dtype=h.dtype), h, np.zeros(n_post_pad, dtype=h.dtype)))
+    h.setflags(write=False)
+    return h, n_pre_remove, n_out
+
+
+def _upfirdn_len(len_h: int, n_in: int, up: int, down: int) -> int:
+    """Output length of scipy.signal.upfirdn for these sizes."""
+    return ((n_in - 1) * up + len_h - 1) // down + 1
+
+
 def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
-    """Polyphase resampling along the last axis from fs_in to fs_out Hz."""
+    """Polyphase resampling along the last axis from fs_in to fs_out Hz (float32 out).
+
+    Equals scipy.signal.resample_poly(x, up, down, axis=-1) with its default Kaiser window and zero padding, but the
+    FIR filter is designed once per (up, down, length) instead of on every call.
+    """
+    x = np.asarray(x)
+    if x.dtype != np.float32 and x.dtype != np.float64:
+        x = x.astype(np.float32)
     if abs(fs_in - fs_out) < 1e-9:
         return x.astype(np.float32, copy=False)
     ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
-    return sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
+    up, down = ratio.numerator, ratio.denominator
+    if up == down:
+        return x.astype(np.float32, copy=True)
+    h, skip, n_out = _polyphase_plan(up, down, x.shape[-1], x.dtype.str)
+    y = sps.upfirdn(h, x, up, down, axis=-1)
+    return y[..., skip:skip + n_out].astype(np.float32, copy=False)
 
 
 @lru_cache(maxsize=64)
@@ -70,6 +107,44 @@ def _bandpass_sos(low: float, high: float, fs: float, order: int) -> np.ndarray:
     nyq = fs / 2.0
     high = min(high, 0.95 * nyq)  # a 40 Hz corner is impossible at 50 Hz sampling: clamp below Nyquist
     return sps.butter(order, [low / nyq, high / nyq], btype="band", output="sos")
+
+
+@lru_cache(maxsize=64)
+def _bandpass_plan(low: float, high: float, fs: float, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sos, steady-state initial conditions per section) of one band; sosfilt_zi solves a system on every call."""
+    sos = _bandpass_sos(low, high, fs, order)
+    zi = sps.sosfilt_zi(sos)
+    zi.setflags(write=False)
+    return sos, zi
+
+
+try:  # the compiled kernel behind scipy.signal.sosfilt (in-place, float64, no per-call validation)
+    from scipy.signal._sosfilt import _sosfilt as _sosfilt_inplace
+except ImportError:  # pragma: no cover - other scipy layouts: the public function gives the same numbers
+    _sosfilt_inplace = None
+
+
+def _sosfilt_rows(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> np.ndarray:
+    """Filter the rows of a C-contiguous float64 (n, T) array in place from per-row states zi (n, sections, 2)."""
+    if _sosfilt_inplace is not None:
+        _sosfilt_inplace(sos, x, zi)
+        return x
+    return sps.sosfilt(sos, x, axis=-1, zi=np.moveaxis(zi, 0, 1))[0]
+
+
+def zero_phase(sos: np.ndarray, zi: np.ndarray, x: np.ndarray, padlen: int) -> np.ndarray:
+    """Forward-backward SOS filtering of the rows of x (n, T) with odd padding: scipy.signal.sosfiltfilt's numbers
+    (float64) with the filter's initial conditions precomputed and one reversal copy instead of several."""
+    if padlen > 0:  # odd extension, in x's dtype as scipy's odd_ext computes it
+        left = 2 * x[:, :1] - x[:, padlen:0:-1]
+        right = 2 * x[:, -1:] - x[:, -2:-padlen - 2:-1]
+        ext = np.concatenate((left, x, right), axis=1).astype(np.float64)
+    else:
+        ext = np.array(x, dtype=np.float64, order="C")
+    y = _sosfilt_rows(sos, ext, zi[None] * ext[:, :1, None])
+    y = np.ascontiguousarray(y[:, ::-1])
+    y = _sosfilt_rows(sos, y, zi[None] * y[:, :1, None])[:, ::-1]
+    return y[:, padlen:y.shape[1] - padlen] if padlen > 0 else y
 
 
 def _band_for(name: str, cfg: PreprocessConfig) -> tuple[float, float]:
@@ -80,15 +155,18 @@ def _band_for(name: str, cfg: PreprocessConfig) -> tuple[float, float]:
 
 def filter_channels(x: np.ndarray, channels: list[str], fs: float, cfg: PreprocessConfig) -> np.ndarray:
     """Zero-phase SOS band-pass per channel type (and optional notch); x is (channels, samples) at fs Hz."""
-    out = np.empty_like(x, dtype=np.float32)
+    if x.shape[1] <= 1:  # nothing to filter (sosfiltfilt needs at least two samples)
+        return x.astype(np.float32, copy=True)
     groups: dict[tuple[float, float], list[int]] = {}
     for i, name in enumerate(channels):
         groups.setdefault(_band_for(name, cfg), []).append(i)
-    # sosfiltfilt pads by 3x the filter length; shorter inputs are left unfiltered rather than failing
+    out = np.empty(x.shape, dtype=np.float32)
     for band, idx in groups.items():
-        sos = _bandpass_sos(band[0], band[1], fs, cfg.filter_order)
-        padlen = 3 * (2 * len(sos) + 1)
-        out[idx] = sps.sosfiltfilt(sos, x[idx], axis=-1, padlen=min(padlen, x.shape[1] - 1)) if x.shape[1] > 1 else x[idx]
+        sos, zi = _bandpass_plan(band[0], band[1], fs, cfg.filter_order)
+        # sosfiltfilt pads by 3x the filter length; shorter inputs get the longest padding that fits
+        padlen = min(3 * (2 * len(sos) + 1), x.shape[1] - 1)
+        rows = x if len(idx) == x.shape[0] else x[idx]  # one band (12-lead ECG): no gather copy
+        out[idx if len(idx) < x.shape[0] else slice(None)] = zero_phase(sos, zi, rows, padlen)
     if cfg.notch_hz and cfg.notch_hz < fs / 2:
         b, a = sps.iirnotch(cfg.notch_hz, Q=30.0, fs=fs)
         out = sps.filtfilt(b, a, out, axis=-1).astype(np.float32)
