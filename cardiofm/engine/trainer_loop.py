@@ -124,14 +124,14 @@ class TrainingLoop:
                                                           self._stop_signal is not None)
         if nonfinite:
             where = f"step {self.state['step'] + 1} (epoch {self._position[0]}, micro-batch {self._position[1]})"
-            parts = {k: f"{float(v):.4g}" for k, v in (getattr(out, "losses", None) or {}).items()}
+            parts = {k: f"{float(v.detach()):.4g}" for k, v in (getattr(out, "losses", None) or {}).items()}
             if self.cfg.nan_policy == "stop" or self.uses_deepspeed:
                 why = "nan_policy=stop" if self.cfg.nan_policy == "stop" else \
                     "DeepSpeed steps inside backward, so a non-finite step cannot be skipped"
-                raise NonFiniteLossError(f"non-finite loss {float(loss):.4g} at {where}, objectives {parts}; "
+                raise NonFiniteLossError(f"non-finite loss {float(loss.detach()):.4g} at {where}, objectives {parts}; "
                                          f"stopping ({why}). Lower optim.lr or check the data at this position.")
             logger.warning("non-finite loss %s at %s, objectives %s: skipping this update (nan_policy=skip)",
-                           float(loss), where, parts)
+                           float(loss.detach()), where, parts)
         # backward even on a bad micro-batch keeps DDP's reducer and accumulation bookkeeping in step on every rank;
         # the polluted gradients are discarded in _optimizer_step
         self.accelerator.backward(loss)
