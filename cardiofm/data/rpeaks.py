@@ -89,7 +89,11 @@ def _decimate(x: np.ndarray, fs: float) -> tuple[np.ndarray, int]:
     if q == 1:
         return x.astype(np.float32, copy=False), 1
     n = x.shape[1] // q * q
-    return x[:, :n].reshape(x.shape[0], -1, q).mean(axis=-1, dtype=np.float32), q
+    out = x[:, 0:n:q].astype(np.float32)
+    for k in range(1, q):  # strided adds: several times faster than a reshape-mean over a short axis
+        out += x[:, k:n:q]
+    out *= 1.0 / q
+    return out, q
 
 
 def _envelope(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -154,10 +158,13 @@ def _locate(x: np.ndarray, w: np.ndarray, beats: np.ndarray, fs: float) -> np.nd
     half = max(1, int(round(0.09 * fs)))
     pad = max(1, int(round(LOCATE_BASELINE_S * fs)))
     n = x.shape[1]
-    live = np.flatnonzero(w > 0)
+    live = np.flatnonzero(w > 0)   # every live lead: a subset chosen by weight would flip under small gain changes
     idx = beats[:, None] + np.arange(-half - pad, half + pad + 1)       # (beats, wide window)
-    wide = x[live][:, np.clip(idx, 0, n - 1)].astype(np.float64)        # (leads, beats, wide window)
-    csum = np.concatenate([np.zeros(wide.shape[:-1] + (1,)), np.cumsum(wide, axis=-1)], axis=-1)
+    wide = np.take(x, np.clip(idx, 0, n - 1), axis=1)                   # (leads, beats, wide window)
+    if len(live) < x.shape[0]:
+        wide = wide[live]
+    csum = np.zeros(wide.shape[:-1] + (wide.shape[-1] + 1,), dtype=np.float64)
+    np.cumsum(wide, axis=-1, out=csum[..., 1:])
     k = 2 * pad + 1
     base = (csum[..., k:] - csum[..., :-k]) / k                         # centred moving mean, LTI
     dev = np.abs(wide[..., pad:pad + base.shape[-1]] - base)           # (leads, beats, 2*half+1)
@@ -191,10 +198,7 @@ def detect_rpeaks(signal: np.ndarray, fs: float, method: str = "cardiofm") -> np
         return np.zeros(0, dtype=np.int64)
     q = fs / fd
     centres = np.minimum((peaks * q + q / 2).astype(np.int64), n - 1)   # decimated index -> full-rate sample
-    # the second pass centres the search window on the first estimate, so the result no longer depends on
-    # where the (decimated, smooth) envelope peaked
-    first = _locate(x, w, centres, fs)
-    return np.unique(_locate(x, w, first, fs)).astype(np.int64)
+    return np.unique(_locate(x, w, centres, fs)).astype(np.int64)
 
 
 def detect_rpeaks_neurokit(signal: np.ndarray, fs: float, method: str = "neurokit2:neurokit") -> np.ndarray:

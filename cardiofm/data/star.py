@@ -69,10 +69,17 @@ def _catmull_rom(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Cubic Catmull-Rom interpolation of x (channels, samples) at fractional positions pos (exact on integers)."""
     i1 = np.floor(pos).astype(np.intp)
     t = (pos - i1).astype(x.dtype)
-    xp = np.pad(x, ((0, 0), (1, 2)), mode="edge")   # one padded copy replaces four index clips
-    x0, x1, x2, x3 = (xp[:, i1 + k] for k in range(4))
-    # Horner form of the Catmull-Rom polynomial: fewer temporaries than four weight arrays
-    return x1 + t * (0.5 * (x2 - x0) + t * ((x0 - 2.5 * x1 + 2.0 * x2 - 0.5 * x3) + t * (1.5 * (x1 - x2) + 0.5 * (x3 - x0))))
+    t2 = t * t
+    t3 = t2 * t
+    weights = (-0.5 * t3 + t2 - 0.5 * t, 1.5 * t3 - 2.5 * t2 + 1.0, -1.5 * t3 + 2.0 * t2 + 0.5 * t, 0.5 * t3 - 0.5 * t2)
+    xp = np.pad(x, ((0, 0), (1, 2)), mode="edge")   # one padded copy replaces index clipping at the edges
+    out = np.take(xp, i1, axis=1)
+    out *= weights[0]
+    for k in (1, 2, 3):  # in-place accumulation: four gathers, no other full-size temporaries
+        tap = np.take(xp, i1 + k, axis=1)
+        tap *= weights[k]
+        out += tap
+    return out
 
 
 class STAR:
