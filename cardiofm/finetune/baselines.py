@@ -114,3 +114,35 @@ def hr_by_peak_counting(signal: np.ndarray, fs: float, kind: str) -> float:
     if kind == "ppg":
         return hr_from_peaks(ppg_peaks(np.asarray(signal).ravel(), fs), fs)
     raise ValueError(f"unknown signal kind {kind!r}; use 'ecg' or 'ppg'")
+
+
+def window_features(windows: list[dict], fs: float, leads: Sequence[str]) -> np.ndarray:
+    """(N, F) hand-made ECG features of preprocessed window samples (signal in the layout's channel order)."""
+    return np.stack([ecg_features(w["signal"][w["channel_mask"]], fs,
+                                  [c for c, m in zip(w["channels"], w["channel_mask"]) if m], leads)
+                     for w in windows])
+
+
+def diagnosis_baseline(train: list[dict], test: list[dict], label_names: Sequence[str], fs: float,
+                       leads: Sequence[str], c: float = 0.005) -> np.ndarray:
+    """(N_test, K) probabilities of the feature + logistic-regression baseline trained on `train` windows."""
+    def multi_hot(ws):
+        return np.array([[n in w["labels"] for n in label_names] for w in ws], dtype=int)
+    model = FeatureLogisticBaseline(c).fit(window_features(train, fs, leads), multi_hot(train))
+    return model.predict_proba(window_features(test, fs, leads))
+
+
+def hr_baselines(windows: list[dict], fs: float) -> dict[str, np.ndarray]:
+    """Per-window HR (bpm, NaN where undetectable) by R-peak counting on the ECG leads and pulse-peak counting on
+    the PPG of preprocessed windows: {"ecg_peak_counting": ..., "ppg_peak_counting": ...} (absent channel: NaN)."""
+    out = {"ecg_peak_counting": [], "ppg_peak_counting": []}
+    for w in windows:
+        names, present = w["channels"], w["channel_mask"]
+        ecg = [i for i, c in enumerate(names) if present[i] and c != "PPG" and c in ECG_LIKE]
+        ppg = [i for i, c in enumerate(names) if present[i] and c == "PPG"]
+        out["ecg_peak_counting"].append(hr_by_peak_counting(w["signal"][ecg], fs, "ecg") if ecg else np.nan)
+        out["ppg_peak_counting"].append(hr_by_peak_counting(w["signal"][ppg[0]], fs, "ppg") if ppg else np.nan)
+    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+
+ECG_LIKE = frozenset(("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6", "ECG"))

@@ -27,6 +27,45 @@ class PooledHead(nn.Module):
         return self.proj(self.dropout(self.norm(pooled)))
 
 
+class ChannelPooledHead(nn.Module):
+    """Per-channel mean over patches -> LayerNorm -> concatenated channel slots (missing channels zero) -> Linear.
+
+    Keeps which lead a finding sits in (ST elevation in V2-V4 vs in II/III/aVF), which a single mean over all
+    tokens blurs; input (B, C, P, H) signal features and (B, C) channel mask."""
+
+    def __init__(self, hidden_size: int, num_channels: int, num_outputs: int, dropout: float = 0.0, eps: float = 1e-6):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+        self.proj = nn.Linear(hidden_size * num_channels, num_outputs)
+
+    def forward(self, signal_hidden: torch.Tensor, channel_mask: torch.Tensor) -> torch.Tensor:
+        """(B, C, P, H), (B, C) bool -> (B, num_outputs)."""
+        per_channel = self.norm(signal_hidden.mean(2)) * channel_mask[..., None].to(signal_hidden.dtype)
+        return self.proj(self.dropout(per_channel.flatten(1)))
+
+
+def build_head(config, num_outputs: int) -> nn.Module:
+    """The head named by config `head_pooling`: "mean" (PooledHead, default) or "channel" (ChannelPooledHead)."""
+    dropout = getattr(config, "classifier_dropout", 0.0) or 0.0
+    kind = getattr(config, "head_pooling", "mean") or "mean"
+    if kind == "mean":
+        return PooledHead(config.hidden_size, num_outputs, dropout, config.layer_norm_eps)
+    if kind == "channel":
+        return ChannelPooledHead(config.hidden_size, len(config.preprocess["channels"]), num_outputs, dropout,
+                                 config.layer_norm_eps)
+    raise ValueError(f"unknown head_pooling {kind!r}; use 'mean' or 'channel'")
+
+
+def apply_head(head: nn.Module, encoded, channel_mask: torch.Tensor | None) -> torch.Tensor:
+    """Run a head built by build_head on a CardioFMModelOutput."""
+    if isinstance(head, ChannelPooledHead):
+        mask = encoded.token_mask[:, :encoded.signal_hidden_state.shape[1] * encoded.signal_hidden_state.shape[2]]
+        present = mask.view(*encoded.signal_hidden_state.shape[:3]).any(-1)
+        return head(encoded.signal_hidden_state, present)
+    return head(encoded.pooled_output)
+
+
 def asymmetric_loss(logits: torch.Tensor, targets: torch.Tensor, gamma_neg: float = 4.0, gamma_pos: float = 0.0,
                     clip: float = 0.05) -> torch.Tensor:
     """Asymmetric loss for multi-label data with many easy negatives (Ridnik et al., ICCV 2021), mean over entries.

@@ -10,7 +10,7 @@ from transformers.utils import ModelOutput
 
 from .configuration import CardioFMConfig
 from .modeling import CardioFMModel, CardioFMPreTrainedModel
-from .task_heads import PooledHead, TaskModelMixin, multilabel_loss
+from .task_heads import apply_head, build_head, TaskModelMixin, multilabel_loss
 
 
 @dataclass
@@ -43,8 +43,7 @@ class CardioFMForDiagnosis(TaskModelMixin, CardioFMPreTrainedModel):
     def __init__(self, config: CardioFMConfig):
         super().__init__(config)
         self.cardiofm = CardioFMModel(config)
-        self.head = PooledHead(config.hidden_size, config.num_labels, getattr(config, "classifier_dropout", 0.0) or 0.0,
-                               config.layer_norm_eps)
+        self.head = build_head(config, config.num_labels)
         self.post_init()
 
     @property
@@ -56,8 +55,9 @@ class CardioFMForDiagnosis(TaskModelMixin, CardioFMPreTrainedModel):
                 time_offsets: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 **unused) -> DiagnosisOutput:
         """signals (B, C, T), channel_ids/channel_mask/time_offsets (B, C) as in CardioFMModel; labels (B, K) multi-hot."""
-        pooled = self.cardiofm(signals, channel_ids, channel_mask, time_offsets).pooled_output
-        logits = self.head(pooled)
+        encoded = self.cardiofm(signals, channel_ids, channel_mask, time_offsets)
+        pooled = encoded.pooled_output
+        logits = apply_head(self.head, encoded, channel_mask)
         loss = None
         if labels is not None:
             pos_weight = self.config_tensor("class_pos_weight", logits.device)

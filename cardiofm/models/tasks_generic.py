@@ -12,7 +12,7 @@ from transformers.utils import ModelOutput
 
 from .configuration import CardioFMConfig
 from .modeling import CardioFMModel, CardioFMPreTrainedModel
-from .task_heads import PooledHead, TaskModelMixin, masked_regression_loss
+from .task_heads import apply_head, build_head, TaskModelMixin, masked_regression_loss
 
 
 @dataclass
@@ -55,8 +55,7 @@ class CardioFMForTarget(TaskModelMixin, CardioFMPreTrainedModel):
         self.is_classifier = task == "classification"
         n_out = config.num_labels if self.is_classifier else len(config.target_names)
         self.cardiofm = CardioFMModel(config)
-        self.head = PooledHead(config.hidden_size, n_out, getattr(config, "classifier_dropout", 0.0) or 0.0,
-                               config.layer_norm_eps)
+        self.head = build_head(config, n_out)
         self.post_init()
 
     @property
@@ -70,8 +69,9 @@ class CardioFMForTarget(TaskModelMixin, CardioFMPreTrainedModel):
                 time_offsets: torch.Tensor | None = None, targets: torch.Tensor | None = None,
                 targets_mask: torch.Tensor | None = None, **unused) -> TargetOutput:
         """Inputs as in CardioFMModel.forward; targets (B,) long class ids or (B, K) float values in their units."""
-        pooled = self.cardiofm(signals, channel_ids, channel_mask, time_offsets).pooled_output
-        z = self.head(pooled)
+        encoded = self.cardiofm(signals, channel_ids, channel_mask, time_offsets)
+        pooled = encoded.pooled_output
+        z = apply_head(self.head, encoded, channel_mask)
         loss = None
         if self.is_classifier:
             pred = torch.softmax(z.float(), -1)

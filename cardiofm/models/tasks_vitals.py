@@ -11,7 +11,7 @@ from transformers.utils import ModelOutput
 from ..data.record import VITALS
 from .configuration import CardioFMConfig
 from .modeling import CardioFMModel, CardioFMPreTrainedModel
-from .task_heads import PooledHead, TaskModelMixin, masked_regression_loss
+from .task_heads import apply_head, build_head, TaskModelMixin, masked_regression_loss
 
 VITAL_UNITS = {"HR": "bpm", "RR": "breaths/min", "SpO2": "%", "SBP": "mmHg", "DBP": "mmHg"}
 # Plausible population defaults, used only until `vitals_config` stores statistics of the training targets.
@@ -58,16 +58,16 @@ class CardioFMForVitals(TaskModelMixin, CardioFMPreTrainedModel):
             for key, value in vitals_config().items():
                 setattr(config, key, value)
         self.cardiofm = CardioFMModel(config)
-        self.head = PooledHead(config.hidden_size, len(config.vital_names),
-                               getattr(config, "classifier_dropout", 0.0) or 0.0, config.layer_norm_eps)
+        self.head = build_head(config, len(config.vital_names))
         self.post_init()
 
     def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor | None = None,
                 time_offsets: torch.Tensor | None = None, vitals: torch.Tensor | None = None,
                 vitals_mask: torch.Tensor | None = None, **unused) -> VitalsOutput:
         """signals (B, C, T) etc. as in CardioFMModel; vitals/vitals_mask (B, 5) in VITALS order and units."""
-        pooled = self.cardiofm(signals, channel_ids, channel_mask, time_offsets).pooled_output
-        z = self.head(pooled)
+        encoded = self.cardiofm(signals, channel_ids, channel_mask, time_offsets)
+        pooled = encoded.pooled_output
+        z = apply_head(self.head, encoded, channel_mask)
         mean, std = self.config_tensor("vital_mean", z.device), self.config_tensor("vital_std", z.device)
         pred = z.float() * std + mean
         loss = None

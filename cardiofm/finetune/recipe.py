@@ -1,0 +1,239 @@
+"""Finetuning recipe: setup (data + task model from a checkpoint) -> train (shared engine: full finetune, linear
+probe or layer-wise LR decay, early stopping on a validation metric) -> evaluate (val/test reports) -> save."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ..config import ConfigError, save_config
+from ..data.collate import collate_samples
+from ..engine.config import OptimConfig, TrainConfig
+from .data import FinetuneDataConfig, TaskData, build_task_data, vitals_arrays
+from .evaluation import aggregate_by_record, diagnosis_report, predict_windows, vitals_report, write_report
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FinetuneOptimConfig(OptimConfig):
+    """OptimConfig with finetuning defaults (overriding one key keeps the others)."""
+
+    lr: float = 1e-3
+    warmup_steps: int = 10
+    weight_decay: float = 0.05
+
+
+@dataclass
+class FinetuneTrainConfig(TrainConfig):
+    """TrainConfig with finetuning defaults: evaluate often, early-stop on the validation score, no tracker."""
+
+    max_steps: int = 300
+    batch_size: int = 32
+    eval_every: int = 50
+    checkpoint_every: int = 0
+    log_every: int = 25
+    trackers: list[str] = field(default_factory=lambda: ["none"])
+    early_stopping_metric: str | None = "val/score"
+    early_stopping_mode: Literal["min", "max"] = "max"
+    early_stopping_patience: int = 4
+    optim: FinetuneOptimConfig = field(default_factory=FinetuneOptimConfig)
+
+
+@dataclass
+class FinetuneConfig:
+    """One finetuning run: task, starting checkpoint, adaptation mode, head options, data and loop settings."""
+
+    task: Literal["diagnosis", "vitals", "target"] = "diagnosis"
+    model: str = "tiny"                 # checkpoint dir / Hub id (pretrained) or preset name (random init)
+    mode: Literal["full", "linear_probe"] = "full"   # linear_probe: encoder frozen, only the head trains
+    loss: Literal["bce", "asymmetric"] = "bce"
+    class_weighting: bool = False       # BCE positive weights n_neg/n_pos from the training labels
+    vitals: list[str] = field(default_factory=lambda: ["HR"])
+    target_task: Literal["classification", "regression"] = "regression"   # task "target"
+    dropout: float = 0.1                # head dropout
+    output_dir: str = "runs/finetune"
+    eval_batch_size: int = 128
+    bootstrap: int = 500                # bootstrap resamples for CIs (0: none)
+    data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
+    head_pooling: Literal["mean", "channel"] = "mean"   # channel: per-lead features concatenated
+    train: FinetuneTrainConfig = field(default_factory=FinetuneTrainConfig)
+
+    def validate(self) -> None:
+        """Raise ConfigError on inconsistent settings."""
+        if self.train.early_stopping_metric not in (None, "val/score", "val/loss"):
+            raise ConfigError("train.early_stopping_metric for finetuning is 'val/score' (higher is better: macro "
+                              "AUROC, or minus the MAE) or 'val/loss'")
+        if self.task == "target" and not self.data.target:
+            raise ConfigError("task 'target' needs data.target (a record meta key such as age or sex)")
+
+
+def _head_config(cfg: FinetuneConfig, data: TaskData) -> dict:
+    """Task-head config values computed from the training windows (label names, weights, target statistics)."""
+    from ..models import label_config, target_config, vitals_config
+    from ..models.task_heads import pos_weight_from_labels, target_stats
+
+    train = data.windows["train"]
+    head = {"classifier_dropout": cfg.dropout, "head_pooling": cfg.head_pooling}
+    if cfg.task == "diagnosis":
+        head.update(label_config(data.label_names), diagnosis_loss=cfg.loss)
+        if cfg.class_weighting:
+            y = collate_samples(train, label_names=data.label_names)["labels"].numpy()
+            head["class_pos_weight"] = pos_weight_from_labels(y)
+    elif cfg.task == "vitals":
+        values, mask = vitals_arrays(train, cfg.vitals)
+        head.update(vitals_config(cfg.vitals, *target_stats(values, mask)))
+    else:
+        values = [w["target"] for w in train]
+        if cfg.target_task == "classification":
+            head.update(target_config("classification", sorted({str(v) for v in values})))
+        else:
+            v = np.asarray(values, np.float64)[:, None]
+            head.update(target_config("regression", [cfg.data.target], *target_stats(v, np.isfinite(v))))
+    return head
+
+
+def build_model(cfg: FinetuneConfig, data: TaskData):
+    """Task model: a checkpoint's encoder (only head keys may be missing) or a fresh preset; frozen for probing."""
+    from ..models import CardioFMForDiagnosis, CardioFMForTarget, CardioFMForVitals, list_presets, preset_config
+
+    cls = {"diagnosis": CardioFMForDiagnosis, "vitals": CardioFMForVitals, "target": CardioFMForTarget}[cfg.task]
+    head = _head_config(cfg, data)
+    if cfg.model in list_presets():
+        logger.warning("model %r is a preset: the encoder starts from random weights (no pretraining)", cfg.model)
+        model = cls(preset_config(cfg.model, **head))
+    else:
+        model = cls.from_encoder(cfg.model, **head)
+    if cfg.mode == "linear_probe":
+        for p in model.cardiofm.parameters():
+            p.requires_grad_(False)
+    return model
+
+
+def make_collate(cfg: FinetuneConfig, model):
+    """collate_fn for this task: collate_samples plus multi-hot labels or generic targets."""
+    names = model.label_names if cfg.task == "diagnosis" else None
+    vocab = tuple(model.config.channel_vocab)
+    classes = {c: i for i, c in enumerate(model.output_names)} if cfg.task == "target" and model.is_classifier else None
+
+    def collate(samples):
+        batch = collate_samples(samples, label_names=names, vocab=vocab)
+        if cfg.task == "target":
+            if classes is not None:
+                batch["targets"] = torch.tensor([classes.get(str(s["target"]), 0) for s in samples])
+            else:
+                batch["targets"] = torch.tensor([[float(s["target"])] for s in samples])
+        return batch
+    return collate
+
+
+def evaluate_split(cfg: FinetuneConfig, model, windows: list[dict], collate, thresholds=None,
+                   n_boot: int | None = None) -> tuple[dict, dict]:
+    """(report, curve data) of one split; diagnosis is scored per record (window probabilities averaged)."""
+    n_boot = cfg.bootstrap if n_boot is None else n_boot
+    pred = predict_windows(model, windows, collate, cfg.eval_batch_size)
+    record_ids = [w["record_id"] for w in windows]
+    if cfg.task == "diagnosis":
+        y = collate_samples(windows, label_names=model.label_names)["labels"].numpy()
+        _, prob = aggregate_by_record(record_ids, pred)
+        _, y = aggregate_by_record(record_ids, y)
+        rep = diagnosis_report(y, prob, model.label_names, thresholds, n_boot)
+        return rep, {"kind": "diagnosis", "y_true": y, "y_pred": prob, "names": model.label_names}
+    if cfg.task == "vitals":
+        values, mask = vitals_arrays(windows, model.config.vital_names)
+        rep = vitals_report(values, pred, mask, model.config.vital_names, record_ids, n_boot)
+        return rep, {"kind": "vitals", "y_true": values, "y_pred": pred, "mask": mask,
+                     "names": model.config.vital_names}
+    if model.is_classifier:
+        classes = {c: i for i, c in enumerate(model.output_names)}
+        y = np.eye(len(classes))[[classes.get(str(w["target"]), 0) for w in windows]]
+        rep = diagnosis_report(y, pred, model.output_names, thresholds, n_boot)
+        return rep, {"kind": "diagnosis", "y_true": y, "y_pred": pred, "names": model.output_names}
+    y = np.array([[float(w["target"])] for w in windows])
+    rep = vitals_report(y, pred, np.ones_like(y, bool), model.output_names, record_ids, n_boot)
+    return rep, {"kind": "vitals", "y_true": y, "y_pred": pred, "mask": np.ones_like(y, bool),
+                 "names": model.output_names}
+
+
+def validation_score(cfg: FinetuneConfig, report: dict) -> float:
+    """One number to early-stop on, higher is better: macro AUROC, or minus the mean MAE over targets."""
+    if "macro_auroc" in report:
+        return float(report["macro_auroc"]) if np.isfinite(report["macro_auroc"]) else 0.5
+    return -float(np.mean([r["mae"] for r in report.values()]))
+
+
+def make_eval_fn(cfg: FinetuneConfig, windows: list[dict], collate):
+    """eval_fn(model) -> {"val/score", "val/loss"} for the engine (no bootstrap: it runs every eval_every steps)."""
+    def eval_fn(model):
+        model = getattr(model, "module", model)
+        rep, _ = evaluate_split(cfg, model, windows, collate, n_boot=0)
+        device = next(model.parameters()).device
+        losses = []
+        with torch.no_grad():
+            for i in range(0, len(windows), cfg.eval_batch_size):
+                batch = {k: v.to(device) for k, v in collate(windows[i:i + cfg.eval_batch_size]).items()}
+                losses.append(float(model(**batch).loss) * len(batch["signals"]))
+        return {"val/score": validation_score(cfg, rep), "val/loss": sum(losses) / len(windows)}
+    return eval_fn
+
+
+def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> dict:
+    """setup -> train -> evaluate -> save; returns the report written to output_dir/metrics.json."""
+    from ..engine.trainer import Trainer, seed_everything
+    from ..models import CardioFMConfig
+
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "finetune_config.yaml")
+    seed_everything(cfg.train.seed)
+    pre = CardioFMConfig.from_pretrained(cfg.model).preprocess_config if Path(cfg.model).is_dir() or \
+        "/" in cfg.model else _preset_preprocess(cfg.model)
+    data = build_task_data(cfg.data, cfg.task, pre)
+    model = build_model(cfg, data)
+    collate = make_collate(cfg, model)
+    has_val = bool(data.windows["val"])
+    train_cfg = cfg.train if has_val else _without_early_stopping(cfg.train)
+    trainer = Trainer(model, train_cfg, data.windows["train"], collate,
+                      make_eval_fn(cfg, data.windows["val"], collate) if has_val else None, output_dir=out)
+    result = trainer.train(resume=resume)
+    model = trainer.unwrapped_model()
+    if has_val and train_cfg.early_stopping_metric and (out / "best").is_dir():
+        model = type(model).from_pretrained(str(out / "best"))  # the validation-best weights, not the last ones
+    report, curves = evaluate_and_save(cfg, model, data, collate, out)
+    report["training"] = {"steps": result.step, "stopped": result.stopped, "mode": cfg.mode,
+                          "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    write_report(report, out, curves)
+    logger.info("finetuned model in %s, metrics in %s", out / "model", out / "metrics.json")
+    return report
+
+
+def evaluate_and_save(cfg: FinetuneConfig, model, data: TaskData, collate, out: Path) -> tuple[dict, dict]:
+    """Reports on val and test; diagnosis thresholds tuned on val, stored in the config, applied to test."""
+    report, curves, thresholds = {"task": cfg.task, "model": cfg.model, "splits": {}}, {}, None
+    for split in ("val", "test"):
+        if not data.windows[split]:
+            continue
+        rep, curve = evaluate_split(cfg, model, data.windows[split], collate, thresholds)
+        report["splits"][split], curves[split] = rep, curve
+        if split == "val" and "per_class" in rep:
+            thresholds = np.array([c["threshold"] for c in rep["per_class"].values()])
+            model.config.decision_thresholds = [float(t) for t in thresholds]
+    model.save_pretrained(str(out / "model"))
+    return report, curves
+
+
+def _preset_preprocess(name: str):
+    from ..models import preset_config
+
+    return preset_config(name).preprocess_config
+
+
+def _without_early_stopping(train: TrainConfig) -> TrainConfig:
+    from dataclasses import replace
+
+    logger.warning("no validation windows: training for max_steps without early stopping")
+    return replace(train, early_stopping_metric=None, early_stopping_patience=0, eval_every=0)
