@@ -108,3 +108,26 @@ def test_config_from_yaml_and_pipeline(tmp_path, af_record):
         load_config(AugmentConfig, None, ["enabled=[mixup]"])
     with pytest.raises(ConfigError, match="p must be"):
         load_config(AugmentConfig, None, ["star.p=1.5"])
+
+
+def test_study_folds_scores_and_arms():
+    from cardiofm.finetune.augment_study import StudyConfig, arm_augmentation, load_study_data, score_fold
+    from cardiofm.models import preset_config
+
+    cfg = StudyConfig(root=str(shared_path("torch_ecg_sample", "cinc2021")), min_label_count=4)
+    cfg.validate()
+    data = load_study_data(cfg, preset_config("tiny").preprocess_config)
+    n = len(data.windows)
+    assert n >= 45 and len(set(data.sources)) == 3 and len(data.folds) == 5
+    tests = np.concatenate([f["test"] for f in data.folds])
+    assert sorted(tests.tolist()) == list(range(n))                       # every record tested exactly once
+    assert all(len({data.sources[i] for i in f["test"]}) >= 2 for f in data.folds)   # sources spread over folds
+    y = np.array([[c in codes for c in data.label_names] for codes in data.codes], dtype=float)
+    perfect = score_fold(y, y, data.codes, data.label_names, np.full(len(data.label_names), 0.5),
+                         rare=[data.label_names[0]])
+    assert perfect["macro_auroc"] == 1.0 and perfect["micro_auroc"] == 1.0 and perfect["challenge_score"] > 0.5
+    assert arm_augmentation(cfg, "none") is None
+    pipe = arm_augmentation(cfg, "star")
+    assert [type(a).__name__ for a in pipe.augmentations] == ["STAR"] and pipe.augmentations[0].cfg.p == cfg.arm_p
+    with pytest.raises(ConfigError, match="unknown augmentation"):
+        StudyConfig(arms=["mixup"]).validate()
