@@ -301,21 +301,51 @@ def _as_sample(ex: dict) -> dict:
 
 
 def build_mixture(dirs: list[str], weights: list[float] | None = None, seed: int = 0, shuffle_buffer: int = 1000,
-                  rank: int = 0, world_size: int = 1, stopping_strategy: str = "all_exhausted"):
-    """Streaming mixture of corpora: sources interleaved with probabilities ∝ weights, split by node, shuffled
-    through a fixed-size buffer (memory constant in corpus size); yields sample dicts."""
-    from datasets import interleave_datasets
-    from datasets.distributed import split_dataset_by_node
+                  rank: int = 0, world_size: int = 1, stopping_strategy: str = "all_exhausted", *,
+                  backend: str = "arrow"):
+    """Streaming mixture of corpora: sources interleaved with probabilities ∝ weights, split by node (each window on
+    exactly one rank), shuffled through a fixed-size buffer (memory constant in corpus size); yields sample dicts.
 
+    backend="arrow" (default) returns a `stream.CorpusStream`: whole Arrow batches become numpy blocks, so it also
+    offers `.batches(batch_size, tokenizer=..., label_names=...)`, an iterable of already-collated batches for
+    `DataLoader(..., batch_size=None)`; `.map(fn)`, `.shard(rank, world_size)` and `.set_epoch(e)` as well.
+    backend="datasets" returns the per-example `datasets.IterableDataset` pipeline (interleave_datasets,
+    split_dataset_by_node, buffer shuffle): the same windows, about 10x slower; kept as the reference.
+    """
     if not dirs:
         raise ValueError("build_mixture needs at least one corpus folder")
     weights = [1.0] * len(dirs) if weights is None else [float(w) for w in weights]
     if len(weights) != len(dirs) or min(weights) < 0 or sum(weights) <= 0:
         raise ValueError(f"weights {weights} must be {len(dirs)} non-negative numbers with a positive sum")
-    layouts = {d: (read_corpus_info(d)["preprocess"]["channels"], read_corpus_info(d)["preprocess"]["fs"],
-                   read_corpus_info(d)["preprocess"]["window_s"]) for d in dirs}
+    infos = {d: read_corpus_info(d)["preprocess"] for d in dirs}
+    layouts = {d: (p["channels"], p["fs"], p["window_s"]) for d, p in infos.items()}
     if len({json.dumps(v) for v in layouts.values()}) > 1:
         raise ValueError(f"corpora differ in channel layout / fs / window and cannot be mixed: {layouts}")
+    if backend == "datasets":
+        return _mixture_per_example(dirs, weights, seed, shuffle_buffer, rank, world_size, stopping_strategy)
+    if backend != "arrow":
+        raise ValueError(f"backend {backend!r}: use 'arrow' or 'datasets'")
+    from .stream import CorpusStream
+
+    used = [(d, w) for d, w in zip(dirs, weights) if w > 0]  # a zero-weight source is never drawn
+    shards = []
+    for d, _ in used:
+        files = corpus_shards(d)
+        if not files:
+            raise FileNotFoundError(f"{d} has no finished shards")
+        shards.append(files)
+    total = sum(w for _, w in used)
+    cfg = PreprocessConfig.from_dict(infos[dirs[0]])
+    return CorpusStream(shards, [w / total for _, w in used], cfg.channels, cfg.window_samples, seed=seed,
+                        shuffle_buffer=shuffle_buffer, rank=rank, world_size=world_size,
+                        stopping_strategy=stopping_strategy)
+
+
+def _mixture_per_example(dirs, weights, seed, shuffle_buffer, rank, world_size, stopping_strategy):
+    """The per-example `datasets` pipeline (reference for build_mixture's batch-level stream)."""
+    from datasets import interleave_datasets
+    from datasets.distributed import split_dataset_by_node
+
     streams = [stream_corpus(d) for d in dirs]
     total = sum(weights)
     ds = streams[0] if len(streams) == 1 else interleave_datasets(
