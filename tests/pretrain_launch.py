@@ -55,8 +55,11 @@ def ddp_launcher(n: int = 2) -> tuple[list[str], dict]:
     return ["--multi_gpu", "--num_processes", str(n)], {"ACCELERATE_USE_CPU": "true"}
 
 
-def deepspeed_launcher(stage: int, n: int = 2) -> tuple[list[str], dict]:
-    """accelerate launcher args for DeepSpeed ZeRO `stage` on n CPU processes (no ACCELERATE_USE_CPU: it disables DS)."""
+def deepspeed_launcher(stage: int, n: int = 2, config_file: bool = False) -> tuple[list[str], dict]:
+    """accelerate launcher args for DeepSpeed ZeRO `stage` on n CPU processes (no ACCELERATE_USE_CPU: it disables DS):
+    command-line flags, or the repository's accelerate yaml + DeepSpeed JSON when `config_file`."""
+    if config_file:
+        return ["--config_file", str(ROOT / "scripts" / "accelerate" / f"zero{stage}.yaml"), "--num_processes", str(n)], {}
     return ["--use_deepspeed", "--zero_stage", str(stage), "--num_processes", str(n), "--num_machines", "1",
             "--mixed_precision", "no", "--dynamo_backend", "no"], {}
 

@@ -90,3 +90,20 @@ def test_reconstruction_figure_draws_only_hidden_patches():
     red = fig.axes[2].lines[1].get_ydata()               # lead II (row 2, column 1): reconstruction line
     assert np.isnan(red[:50]).all() and (red[50:75] == 1).all() and np.isnan(red[75:]).all()
     assert len(fig.axes) == 12
+
+
+@pytest.mark.parametrize("name", ["zero1", "zero2", "zero2_offload", "zero3", "zero3_offload"])
+def test_accelerate_deepspeed_configs_are_consistent(name):
+    """Each accelerate yaml parses with accelerate and points at the DeepSpeed JSON of the same ZeRO stage whose
+    batch entries are 'auto' (filled from TrainConfig, so launcher and recipe never disagree)."""
+    import json
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    acc = load_config_from_file(str(ROOT / "scripts" / "accelerate" / f"{name}.yaml"))
+    assert acc.distributed_type == "DEEPSPEED"
+    ds = json.loads((ROOT / acc.deepspeed_config["deepspeed_config_file"]).read_text())
+    assert ds["zero_optimization"]["stage"] == int(name[4])
+    assert ("offload_optimizer" in ds["zero_optimization"]) == name.endswith("offload")
+    for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size"):
+        assert ds[key] == "auto", key

@@ -52,10 +52,11 @@ def test_ddp_resume_from_checkpoint_matches(ddp_run, tmp_path):
         torch.testing.assert_close(b[name], a[name], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("stage", [2, 3])
-def test_deepspeed_zero_two_processes(stage, ddp_run, tmp_path):
-    """ZeRO-2/3 train the same tiny run; losses and exported weights match DDP's to float tolerance."""
-    args, extra_env = deepspeed_launcher(stage)
+@pytest.mark.parametrize("stage,config_file", [(2, False), (3, True)], ids=["zero2-flags", "zero3-yaml"])
+def test_deepspeed_zero_two_processes(stage, config_file, ddp_run, tmp_path):
+    """ZeRO-2 (launcher flags) and ZeRO-3 (scripts/accelerate/zero3.yaml -> scripts/deepspeed/zero3.json) train the
+    same tiny run; losses and exported weights match DDP's to float tolerance."""
+    args, extra_env = deepspeed_launcher(stage, config_file=config_file)
     proc = run(pretrain_cmd(tmp_path, *STEPS, launcher=args), **extra_env)
     ranks = digests(proc.stderr)
     assert sorted(ranks) == [0, 1]
