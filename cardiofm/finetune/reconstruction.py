@@ -38,6 +38,8 @@ class ReconstructionConfig:
     max_random_leads: int = 3
     amplitude_jitter: float = 0.2        # ECG scaled by U(1-j, 1+j): the lead mapping is linear in amplitude
     max_lag_s: float = 0.05              # +-50 ms lags of the linear baseline and of the model's lag filter
+    lag_warmup_steps: int = 300          # stage 1: linear path alone (cheap); 0 skips it
+    lag_warmup_lr: float = 3e-3
     lead_table: bool = True              # 12 x 12 single-lead input x output table (model and baseline)
     diagnostic_check: bool = True        # diagnosis AUROC on reconstructed vs real 12-lead
     diagnosis_model: str = ""            # a CardioFMForDiagnosis checkpoint; "" = ridge classifier fitted here
@@ -179,6 +181,8 @@ def run_reconstruction(cfg: ReconstructionConfig, resume: bool = False) -> dict:
     data = load_reconstruction_data(cfg, _preprocess_of(cfg))
     model = build_reconstruction_model(cfg)
     train = data.windows["ptbxl_train"] + data.windows["bidmc_train"]
+    np.random.seed(cfg.train.seed)
+    warm_up_lag_filter(model, train, cfg)
     trainer = Trainer(model, cfg.train, train, reconstruction_collate, None, output_dir=out,
                       transform=InputSubsetSampler(cfg), fs=data.fs)
     result = trainer.train(resume=resume)
@@ -191,3 +195,29 @@ def run_reconstruction(cfg: ReconstructionConfig, resume: bool = False) -> dict:
     logger.info("reconstruction model in %s, results in %s, figures in %s", out / "model", out / "results.json",
                 out / "figures")
     return results
+
+
+def warm_up_lag_filter(model, windows: list[dict], cfg: ReconstructionConfig) -> float:
+    """Stage 1: fit only the subset-conditioned linear path (no encoder/decoder: ~100x cheaper per step), so that
+    stage 2 starts at the lagged-regression optimum and the decoder learns the residual. Returns the last loss."""
+    if cfg.lag_warmup_steps <= 0 or not windows:
+        return float("nan")
+    rng = np.random.default_rng(cfg.train.seed)
+    sampler = InputSubsetSampler(cfg)
+    params = list(model.lag_filter.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.lag_warmup_lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.lag_warmup_steps)
+    loss = torch.tensor(float("nan"))
+    model.train()
+    for _ in range(cfg.lag_warmup_steps):
+        idx = rng.integers(0, len(windows), cfg.train.batch_size)
+        batch = reconstruction_collate([sampler(windows[i]) for i in idx])
+        loss = model(**batch, use_decoder=False).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    if not torch.isfinite(loss):
+        raise FloatingPointError("lag-filter warm-up diverged (non-finite loss)")
+    logger.info("lag-filter warm-up: %d steps, final loss %.4f", cfg.lag_warmup_steps, float(loss))
+    return float(loss)

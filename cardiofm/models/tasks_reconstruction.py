@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
+from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from ..data.channels import LIMB_LEADS, TWELVE_LEADS, channel_ids
@@ -87,7 +88,7 @@ class CardioFMForReconstruction(TaskModelMixin, CardioFMPreTrainedModel):
     `recon_hyper_hidden` (64).
     """
 
-    head_key_prefixes = ("lag_filter.",)
+    head_key_prefixes = ("lag_filter.", "decoder_gate")
     pretraining_only_prefixes = ("text_head.", "contrastive.")
 
     def __init__(self, config: CardioFMConfig):
@@ -96,13 +97,19 @@ class CardioFMForReconstruction(TaskModelMixin, CardioFMPreTrainedModel):
         self.decoder = CardioFMDecoder(config)
         taps = 2 * int(round(getattr(config, "recon_max_lag_s", 0.05) * config.sampling_rate)) + 1
         self.lag_filter = SubsetLagFilter(len(config.channel_vocab), taps, getattr(config, "recon_hyper_hidden", 64))
+        # ReZero-style gate on the decoder's residual: 0 at the start, so training begins from the linear path and a
+        # loaded pretraining decoder (which predicts whole waveforms, not residuals) cannot double the output
+        self.decoder_gate = nn.Parameter(torch.zeros(1))
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
+        # HF's init functions skip weights that were loaded from a checkpoint (plain nn.init would overwrite them)
+        if module is self:
+            init.zeros_(self.decoder_gate)
         if getattr(module, "_zero_init", False):
-            nn.init.zeros_(module.weight)
-            nn.init.zeros_(module.bias)
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
 
     @property
     def target_names(self) -> list[str]:
@@ -115,9 +122,10 @@ class CardioFMForReconstruction(TaskModelMixin, CardioFMPreTrainedModel):
     def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor | None = None,
                 time_offsets: torch.Tensor | None = None, target_ids: torch.Tensor | None = None,
                 targets: torch.Tensor | None = None, target_mask: torch.Tensor | None = None,
-                **unused) -> ReconstructionOutput:
+                use_decoder: bool = True, **unused) -> ReconstructionOutput:
         """signals (B, C, T) inputs with channel_ids/channel_mask (B, C) as in CardioFMModel; target_ids (B, Ct)
-        vocabulary ids (default config targets); targets (B, Ct, T) real waveforms, target_mask (B, Ct) present."""
+        vocabulary ids (default config targets); targets (B, Ct, T) real waveforms, target_mask (B, Ct) present;
+        use_decoder=False runs the linear path alone (its warm-up stage)."""
         b, c, t = signals.shape
         dev = signals.device
         channel_mask = torch.ones(b, c, dtype=torch.bool, device=dev) if channel_mask is None else channel_mask.bool()
@@ -132,8 +140,9 @@ class CardioFMForReconstruction(TaskModelMixin, CardioFMPreTrainedModel):
         dec_ids = target_ids[:, other]
         if len(other) < len(limb_pos):
             dec_ids = torch.cat([torch.tensor(limb_ids[:2], device=dev)[None].expand(b, -1), dec_ids], 1)
-        pred = self._decode(signals, channel_ids, channel_mask, time_offsets, dec_ids)
-        pred = pred + self.lag_filter(signals, channel_ids, channel_mask, dec_ids)
+        pred = self.lag_filter(signals, channel_ids, channel_mask, dec_ids)
+        if use_decoder:
+            pred = pred + self.decoder_gate * self._decode(signals, channel_ids, channel_mask, time_offsets, dec_ids)
         if len(other) < len(limb_pos):
             limbs = solve_limb_leads(pred[:, :2], signals, channel_ids, channel_mask, limb_ids)
             cols, rest = [], iter(range(2, pred.shape[1]))
