@@ -68,7 +68,8 @@ def main() -> None:
     detectors = {"cardiofm (all leads)": lambda x, fs: detect_rpeaks(x, fs),
                  "cardiofm (first lead)": lambda x, fs: detect_rpeaks(x[0], fs)}
     for m in args.methods.split(","):
-        detectors[f"neurokit2 {m}"] = (lambda name: lambda x, fs: detect_rpeaks(x[0], fs, method=f"neurokit2:{name}"))(m)
+        detectors[f"neurokit2 {m}"] = (lambda name: lambda x, fs: detect_rpeaks(x[0], fs,
+                                                                              method=f"neurokit2:{name}"))(m)
     print(f"{'detector':28s} {'set':9s} {'beats':>6s} {'FN':>5s} {'FP':>5s} {'Se %':>7s} {'PPV %':>7s} "
           f"{'ms/rec CPU':>10s} {'CPU vs ours':>11s}")
     ours_cpu = {}

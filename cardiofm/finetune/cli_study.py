@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "compare augmentations (STAR, equal-segment reference, crop, stretch, noise, wander, scale, lead mask) on CinC 2021"
+HELP = "compare augmentations (STAR, equal-segment reference and baselines) under source-aware 5-fold on CinC 2021"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
