@@ -7,6 +7,8 @@ from .pretraining import CardioFMForPretraining, CardioFMPretrainingOutput
 from .tasks_diagnosis import CardioFMForDiagnosis, DiagnosisOutput, label_config
 from .tasks_generic import CardioFMForTarget, TargetOutput, target_config
 from .tasks_vitals import CardioFMForVitals, VitalsOutput, vitals_config
+from .tasks_reconstruction import CardioFMForReconstruction, ReconstructionOutput
+from .tasks_qa import CardioFMForQuestionAnswering, QAOutput, qa_config
 
 register_auto_classes()
 
@@ -16,4 +18,5 @@ __all__ = [
     "check_loading_info", "register_auto_classes",
     "CardioFMForDiagnosis", "DiagnosisOutput", "label_config", "CardioFMForVitals", "VitalsOutput", "vitals_config",
     "CardioFMForTarget", "TargetOutput", "target_config",
+    "CardioFMForReconstruction", "ReconstructionOutput", "CardioFMForQuestionAnswering", "QAOutput", "qa_config",
 ]
