@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
             if err.name and err.name.startswith("cardiofm"):
                 continue  # subcommand not part of this build
             raise
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP,
+        text = module.HELP.replace("%", "%%")  # argparse formats help strings with %
+        p = sub.add_parser(name, help=text, description=text,
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
