@@ -1,6 +1,7 @@
 """`cardiofm pretrain` in one process: config parsing, exact resume after SIGKILL at a random step, export, plots."""
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -107,3 +108,33 @@ def test_accelerate_deepspeed_configs_are_consistent(name):
     assert ("offload_optimizer" in ds["zero_optimization"]) == name.endswith("offload")
     for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size"):
         assert ds[key] == "auto", key
+
+
+def test_gradient_checkpointing_same_losses_and_layer_decay_groups(tmp_path):
+    """Activation checkpointing recomputes the encoder in backward without changing a single loss value; the real
+    model's parameters fall into embedding / block / top groups for layer-wise LR decay."""
+    from cardiofm.data.synthetic import SyntheticDataset
+    from cardiofm.engine import OptimConfig, TrainConfig, Trainer, param_groups, seed_everything
+    from cardiofm.models import create_model
+    from cardiofm.models.tokenizer import ReportTokenizer
+    from cardiofm.pretrain.data import make_collate
+
+    data = SyntheticDataset(8, seed=5)
+    tok = ReportTokenizer().train([data[i]["text"] for i in range(8)], vocab_size=100)
+    losses = {}
+    for ckpt in (False, True):
+        seed_everything(0)
+        cfg = TrainConfig(max_steps=2, batch_size=2, log_every=1, checkpoint_every=0, trackers=["none"],
+                          gradient_checkpointing=ckpt, optim=OptimConfig(lr=1e-3, warmup_steps=0))
+        Trainer(create_model("tiny", tokenizer=tok), cfg, data, make_collate(tok, 32),
+                output_dir=tmp_path / str(ckpt)).train()
+        losses[ckpt] = [json.loads(line)["train/loss"] for line in (tmp_path / str(ckpt) / "metrics.jsonl").open()]
+    assert losses[True] == losses[False] and len(losses[True]) == 2
+
+    groups = param_groups(create_model("tiny"), OptimConfig(layer_decay=0.5))
+    scale = {n: g["lr_scale"] for g in groups for n in g["names"]}
+    by_prefix = lambda prefix: {v for n, v in scale.items() if n.startswith(prefix)}  # noqa: E731
+    # tiny has 2 blocks: embeddings 0.5^3, block 0 0.5^2, block 1 0.5, final norm / decoder / heads 1
+    assert by_prefix("cardiofm.signal_embed.") == {0.125} and by_prefix("cardiofm.text_embed.") == {0.125}
+    assert by_prefix("cardiofm.encoder.layers.0.") == {0.25} and by_prefix("cardiofm.encoder.layers.1.") == {0.5}
+    assert by_prefix("decoder.") == {1.0} and by_prefix("cardiofm.encoder.norm.") == {1.0}

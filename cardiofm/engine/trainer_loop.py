@@ -51,7 +51,7 @@ class TrainingLoop:
                         disable=not self.is_main_process, dynamic_ncols=True)
         logger.info("training %d -> %d steps on %d process(es), global batch %d; outputs in %s", self.state["step"],
                     cfg.max_steps, acc.num_processes, cfg.batch_size * cfg.grad_accum_steps * acc.num_processes,
-                    self.output_dir)
+                    self.output_dir.resolve())
         try:
             while self.state["step"] < cfg.max_steps:
                 done = self._update(batches, meter)

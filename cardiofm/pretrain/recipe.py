@@ -112,5 +112,5 @@ def run(cfg: PretrainConfig, resume: bool = False) -> int:
     recipe.save()
     if recipe.trainer.is_main_process:
         logger.info("done at step %d (%s); outputs in %s: model/, checkpoints/, logs/ (TensorBoard), plots/, "
-                    "metrics.jsonl", result.step, result.stopped, recipe.output_dir)
+                    "metrics.jsonl", result.step, result.stopped, recipe.output_dir.resolve())
     return 0
