@@ -34,12 +34,31 @@ class MixtureStream:
         ds = build_mixture(list(d.corpus_dirs), d.weights, seed=self.cfg.train.seed + epoch,
                            shuffle_buffer=d.shuffle_buffer, rank=rank, world_size=world_size)
         if self.transform is not None:
-            ds = ds.map(partial(_apply, transform=self.transform, fs=self.fs))
+            ds = ds.map(StreamAugment(self.transform, self.fs, (self.cfg.train.seed, epoch, rank)))
         return ds
 
 
-def _apply(sample: dict, transform, fs: float) -> dict:
-    return transform(sample, fs)
+class StreamAugment:
+    """`transform(sample, fs)` inside a stream, reseeded once per (seed, epoch, rank, DataLoader worker).
+
+    Each worker reads a fixed part of the stream, so its augmentation draws repeat exactly on a replayed (resumed)
+    epoch, and two workers never share one random stream.
+    """
+
+    def __init__(self, transform, fs: float, key: tuple[int, int, int]):
+        self.transform, self.fs, self.key, self._seeded_for = transform, fs, key, None
+
+    def __call__(self, sample: dict) -> dict:
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        worker = info.id if info is not None else -1
+        if self._seeded_for != worker and callable(getattr(self.transform, "reseed", None)):
+            from ..engine.data import sample_seed
+
+            self.transform.reseed(sample_seed(self.key[0], self.key[1], self.key[2] * 1000 + worker + 1))
+            self._seeded_for = worker
+        return self.transform(sample, self.fs)
 
 
 def training_data(cfg: PretrainConfig, preprocess):
