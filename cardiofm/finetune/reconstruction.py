@@ -217,6 +217,7 @@ def warm_up_lag_filter(model, windows: list[dict], cfg: ReconstructionConfig) ->
         loss.backward()
         opt.step()
         sched.step()
+    loss = loss.detach()
     if not torch.isfinite(loss):
         raise FloatingPointError("lag-filter warm-up diverged (non-finite loss)")
     logger.info("lag-filter warm-up: %d steps, final loss %.4f", cfg.lag_warmup_steps, float(loss))

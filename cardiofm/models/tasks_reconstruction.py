@@ -168,7 +168,7 @@ class CardioFMForReconstruction(TaskModelMixin, CardioFMPreTrainedModel):
         p = -(-t // size)
         times = self.cardiofm.signal_embed.patch_times(p, torch.zeros(b, ct, device=signals.device))
         queries = out_ids.unsqueeze(-1).expand(b, ct, p).reshape(b, ct * p)
-        out = self.decoder(ctx.hidden, ctx.valid, queries, times.reshape(b, ct * p))
+        out = self.decoder(ctx.hidden, ctx.valid, queries, times.reshape(b, ct * p), context_times_s=ctx.times)
         return out.reshape(b, ct, p * size)[..., :t]
 
     @torch.no_grad()
