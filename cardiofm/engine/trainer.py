@@ -87,7 +87,7 @@ class Trainer(TrainingLoop):
 
     def unwrapped_model(self) -> torch.nn.Module:
         """The bare model (no DDP/DeepSpeed/compile wrapper)."""
-        return self.accelerator.unwrap_model(self.model)
+        return self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
 
     def _restore(self) -> Path | None:
         """Load the newest complete checkpoint into the prepared objects; None when there is none."""

@@ -251,6 +251,9 @@ class TrainingLoop:
         """save_pretrained of the bare model (gathered under ZeRO-3) into `directory` (collective call)."""
         directory = Path(directory)
         state_dict = self.accelerator.get_state_dict(self.model)
+        if state_dict is not None:  # torch.compile wraps the module: export the bare names
+            state_dict = {k.replace("_orig_mod.", "", 1) if k.startswith("_orig_mod.") else k: v
+                          for k, v in state_dict.items()}
         if self.is_main_process:
             model = self.unwrapped_model()
             if tokenizer is not None:
