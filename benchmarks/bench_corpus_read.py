@@ -3,7 +3,9 @@ peak RSS when the corpus grows 10x. Target (issue): >= 5,000 records/s with 2 wo
 
 Paths, each in a fresh process (its own peak RSS; CPU seconds of the process and its workers are counted too):
   batches     build_mixture(...).batches(64): whole Arrow batches -> collated tensors, one process
-  batches-2w  the same through DataLoader(batch_size=None, num_workers=2), the training setting
+  batches-2t  the same read by 2 background threads (batches(64, threads=2))
+  batches-2w  the same through DataLoader(batch_size=None, num_workers=2): worker processes hand each 15 MB batch
+              over through shared memory, which costs more CPU than reading it
   samples     build_mixture(...) sample dicts -> collate_samples
   mapped      load_corpus(...).iter(batch_size) memory-mapped numpy batches -> float32 tensor
   reference   build_mixture(..., backend="datasets") per-example pipeline -> collate_samples (the previous path)
@@ -26,7 +28,7 @@ import cardiofm  # noqa: F401  (torchvision guard first)
 import numpy as np
 
 TARGET = 5000.0
-PATHS = ("batches", "batches-2w", "samples", "mapped", "reference")
+PATHS = ("batches", "batches-2t", "batches-2w", "samples", "mapped", "reference")
 
 
 def build(out: str, n: int) -> None:
@@ -70,8 +72,9 @@ def _iterate(out: str, path: str, batch: int) -> int:
         ds = load_corpus(out).with_format("numpy", columns=["signal", "channel_mask", "vitals", "vitals_mask"])
         for b in ds.iter(batch_size=batch):
             n += torch.from_numpy(b["signal"].astype(np.float32)).shape[0]  # (B, 12, 5000): what collate stacks
-    elif path in ("batches", "batches-2w"):
-        batches = build_mixture([out], seed=0, shuffle_buffer=256).batches(batch, drop_last=False)
+    elif path in ("batches", "batches-2t", "batches-2w"):
+        threads = 2 if path == "batches-2t" else 0
+        batches = build_mixture([out], seed=0, shuffle_buffer=256).batches(batch, drop_last=False, threads=threads)
         if path == "batches-2w":
             batches = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=2)
         for b in batches:
