@@ -45,7 +45,7 @@ def pretrained_dir(tmp_path_factory):
         loss.backward()
         opt.step()
         opt.zero_grad()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert np.isfinite(losses).all()
     out = tmp_path_factory.mktemp("pretrained") / "tiny"
     model.save_pretrained(str(out))
@@ -114,13 +114,13 @@ def test_predict_proba_on_raw_500hz_wfdb_record(diagnosis_run):
     from cardiofm.models import CardioFMForDiagnosis
 
     out, _ = diagnosis_run
-    rec = read_wfdb(str(shared_path("ptbxl", "records500", "00000", "00001_hr")))
+    rec = read_wfdb(str(shared_path("ptbxl", "records500", "00000", "00001_hr.hea").with_suffix("")))
     assert rec.fs == 500 and rec.signal.shape == (12, 5000)
     model = CardioFMForDiagnosis.from_pretrained(str(out / "model"))
     probs = model.predict_proba(rec.signal, rec.fs, rec.channels)
     assert list(probs) == SUPERCLASSES and all(0.0 < p < 1.0 for p in probs.values())
     # same record at 100 Hz through the same path: probabilities agree closely (resampling differences only)
-    rec100 = read_wfdb(str(shared_path("ptbxl", "records100", "00000", "00001_lr")))
+    rec100 = read_wfdb(str(shared_path("ptbxl", "records100", "00000", "00001_lr.hea").with_suffix("")))
     p100 = model.predict_proba(rec100.signal, rec100.fs, rec100.channels)
     assert max(abs(p100[k] - probs[k]) for k in probs) < 0.1
     subset = model.predict_proba(rec.signal[:2], rec.fs, ["I", "II"])  # any channel subset
@@ -129,7 +129,6 @@ def test_predict_proba_on_raw_500hz_wfdb_record(diagnosis_run):
 
 
 def test_vitals_hr_from_bidmc_beats_training_mean(pretrained_dir, tmp_path):
-    from cardiofm.finetune.data import vitals_arrays
     from cardiofm.finetune.recipe import run_finetune
     from cardiofm.models import CardioFMForVitals
 
@@ -140,16 +139,10 @@ def test_vitals_hr_from_bidmc_beats_training_mean(pretrained_dir, tmp_path):
                 "train.early_stopping_patience=0", "train.optim.lr=1.5e-3"])
     report = run_finetune(cfg)
     hr = report["splits"]["test"]["HR"]
-    model = CardioFMForVitals.from_pretrained(str(tmp_path / "model"))
-    from cardiofm.finetune.data import build_task_data
-
-    data = build_task_data(cfg.data, "vitals", model.config.preprocess_config)
-    train_hr, train_mask = vitals_arrays(data.windows["train"], ["HR"])
-    test_hr, test_mask = vitals_arrays(data.windows["test"], ["HR"])
-    mean_mae = float(np.abs(test_hr[test_mask] - train_hr[train_mask].mean()).mean())
-    assert hr["n"] == int(test_mask.sum()) > 50
-    assert hr["mae"] < mean_mae, (hr["mae"], mean_mae)
+    assert hr["n"] > 50
+    assert hr["mae"] < hr["training_mean_mae"], hr  # the constant predictor: mean HR of the training windows
     assert (tmp_path / "bland_altman_HR_test.png").exists()
+    model = CardioFMForVitals.from_pretrained(str(tmp_path / "model"))
     value = model.predict(np.random.default_rng(0).normal(size=(2, 1250)), 125.0, ["II", "PLETH"])["HR"]
     assert 20 < value < 250  # physical units, denormalised with the stored statistics
 

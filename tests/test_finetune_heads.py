@@ -68,3 +68,16 @@ def test_stretch_record_scales_rates_not_saturation():
     assert fast.fs == pytest.approx(156.25) and fast.vital_fs == pytest.approx(1.25)
     assert fast.vital_series["HR"][0] == pytest.approx(100.0) and fast.vital_series["SpO2"][0] == 97.0
     assert fast.duration_s == pytest.approx(8.0)  # 10 s played 1.25x faster
+
+
+@pytest.mark.parametrize("name", ["diagnosis", "linear_probe", "vitals", "cinc2021"])
+def test_shipped_finetune_configs_parse(name):
+    from pathlib import Path
+
+    from cardiofm.config import load_config
+    from cardiofm.finetune.recipe import FinetuneConfig
+
+    path = Path(__file__).resolve().parents[1] / "configs" / f"finetune_{name}.yaml"
+    cfg = load_config(FinetuneConfig, path, ["train.max_steps=7"])
+    assert cfg.train.max_steps == 7 and cfg.train.early_stopping_metric == "val/score"
+    assert cfg.task in ("diagnosis", "vitals")

@@ -146,6 +146,10 @@ def evaluate_split(cfg: FinetuneConfig, model, windows: list[dict], collate, thr
     if cfg.task == "vitals":
         values, mask = vitals_arrays(windows, model.config.vital_names)
         rep = vitals_report(values, pred, mask, model.config.vital_names, record_ids, n_boot)
+        for k, name in enumerate(model.config.vital_names):  # reference: the training mean predicted everywhere
+            if name in rep:
+                err = values[mask[:, k], k] - model.config.vital_mean[k]
+                rep[name]["training_mean_mae"] = float(np.abs(err).mean())
         return rep, {"kind": "vitals", "y_true": values, "y_pred": pred, "mask": mask,
                      "names": model.config.vital_names}
     if model.is_classifier:
