@@ -37,7 +37,8 @@ class ReconstructionConfig:
     named_set_prob: float = 0.6          # probability of drawing a named input set instead of a random subset
     max_random_leads: int = 3
     amplitude_jitter: float = 0.2        # ECG scaled by U(1-j, 1+j): the lead mapping is linear in amplitude
-    max_lag_s: float = 0.05              # +-50 ms lags of the linear baseline and of the model's lag filter
+    max_lag_s: float = 0.05              # +-50 ms lags of the linear baseline
+    model_lag_s: float = 0.25            # +-250 ms taps of the model's subset-conditioned linear path (a QRS-T span)
     lag_warmup_steps: int = 300          # stage 1: linear path alone (cheap); 0 skips it
     lag_warmup_lr: float = 3e-3
     lead_table: bool = True              # 12 x 12 single-lead input x output table (model and baseline)
@@ -152,7 +153,7 @@ def build_reconstruction_model(cfg: ReconstructionConfig):
     from ..models import list_presets, preset_config
     from ..models.tasks_reconstruction import CardioFMForReconstruction
 
-    head = {"recon_max_lag_s": cfg.max_lag_s, "recon_targets": list(TWELVE_LEADS)}
+    head = {"recon_max_lag_s": cfg.model_lag_s, "recon_targets": list(TWELVE_LEADS)}
     if cfg.model in list_presets():
         logger.warning("model %r is a preset: encoder and decoder start from random weights", cfg.model)
         return CardioFMForReconstruction(preset_config(cfg.model, **cfg.model_overrides, **head))
