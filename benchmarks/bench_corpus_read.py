@@ -149,7 +149,8 @@ def main() -> None:
         ref = res.get(("reference", 1))
         for path in args.paths:
             if ref and path != "reference":
-                print(f"{path}: speed-up vs reference at x1 = {res[(path, 1)]['records_per_s'] / ref['records_per_s']:.1f}x "
+                wall = res[(path, 1)]['records_per_s'] / ref['records_per_s']
+                print(f"{path}: speed-up vs reference at x1 = {wall:.1f}x "
                       f"wall, {res[(path, 1)]['records_per_cpu_s'] / ref['records_per_cpu_s']:.1f}x per CPU-s")
             if path != "reference":
                 rss = [max(res[(path, k)]["peak_rss_mib"], res[(path, k)]["workers_peak_rss_mib"]) for k in (1, 10)]

@@ -144,7 +144,8 @@ def main() -> None:
                   f"{f['records_per_cpu_s'] / r['records_per_cpu_s']:.2f}x per CPU-s")
         p0 = args.procs[0]
         for p in args.procs[1:]:
-            print(f"num_proc={p} vs {p0}: {res[(p, 'fast')]['records_per_s'] / res[(p0, 'fast')]['records_per_s']:.2f}x")
+            gain = res[(p, 'fast')]['records_per_s'] / res[(p0, 'fast')]['records_per_s']
+            print(f"num_proc={p} vs {p0}: {gain:.2f}x")
         write_records(src10, 10 * args.records)
         big = _best(src10, tmp, p0, "fast", 1)
         print(f"fast num_proc={p0} on 10x records ({big['records']}): {big['records_per_s']:.1f} records/s; peak RSS "

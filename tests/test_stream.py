@@ -87,7 +87,9 @@ def test_dataloader_workers_split_the_stream(corpora):
 
 def test_seeded_order_and_weights(corpora):
     ptb, bid = corpora
-    order = lambda seed: [s["record_id"] + str(s["start_s"]) for s in build_mixture([bid], seed=seed, shuffle_buffer=64)]
+    def order(seed):
+        return [s["record_id"] + str(s["start_s"]) for s in build_mixture([bid], seed=seed, shuffle_buffer=64)]
+
     assert order(5) == order(5) and order(5) != order(6)
     assert order(5) != [s["record_id"] + str(s["start_s"]) for s in build_mixture([bid], shuffle_buffer=0)]
     mix = [s["source"] for s in build_mixture([ptb, bid], weights=[3, 1], seed=0, shuffle_buffer=64)]
@@ -97,7 +99,8 @@ def test_seeded_order_and_weights(corpora):
     full = Counter(_key(s) for s in build_mixture([ptb, bid], weights=[3, 1], seed=0, shuffle_buffer=64))
     ptb_keys = {k for k in full if k[2] == "ptbxl"}
     assert len(ptb_keys) == 352 and len({k for k in full if k[2] == "bidmc"}) == 480
-    first = list(build_mixture([ptb, bid], weights=[3, 1], seed=0, shuffle_buffer=0, stopping_strategy="first_exhausted"))
+    first = list(build_mixture([ptb, bid], weights=[3, 1], seed=0, shuffle_buffer=0,
+                               stopping_strategy="first_exhausted"))
     assert len(first) < 352 + 480 and Counter(_key(s) for s in first).most_common(1)[0][1] == 1
 
 

@@ -77,7 +77,8 @@ class ShardSource:
         self.n_channels, self.n_samples, self.part, self.parts = n_channels, n_samples, part, parts
         self.by_file = len(files) % parts == 0
         starts = np.cumsum([0] + [shard_rows(f) for f in files[:-1]]) if not self.by_file else [0] * len(files)
-        self.files = [(f, int(s)) for k, (f, s) in enumerate(zip(files, starts)) if not self.by_file or k % parts == part]
+        mine = [not self.by_file or k % parts == part for k in range(len(files))]
+        self.files = [(f, int(s)) for f, s, m in zip(files, starts, mine) if m]
 
     def blocks(self, order_rng: np.random.Generator | None) -> Iterator[dict]:
         """One pass over this part's rows in blocks; files in random order when order_rng is given."""
@@ -337,8 +338,8 @@ class CollatedBatches(IterableDataset):
 
     def __init__(self, stream: CorpusStream, batch_size: int, drop_last: bool, collate_kwargs: dict,
                  threads: int = 0):
-        self.stream, self.batch_size, self.drop_last, self.collate_kwargs = stream, batch_size, drop_last, collate_kwargs
-        self.threads = threads
+        self.stream, self.batch_size, self.drop_last = stream, batch_size, drop_last
+        self.collate_kwargs, self.threads = collate_kwargs, threads
 
     def __iter__(self) -> Iterator[dict]:
         if self.threads > 0:
