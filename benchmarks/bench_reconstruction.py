@@ -6,7 +6,7 @@ the generated leads for model and baseline, their ratio, and whether the model b
 published reference (MCMA, single lead -> 12 on full PTB-XL: MSE 0.0317, r 0.79) and the goals (r >= 0.80 from lead I,
 >= 0.90 from II+V1+V5). BIDMC amplitudes are normalised units, so its MSE is not in mV^2 (r is scale-free).
 
-Usage: python benchmarks/bench_reconstruction.py [--model tiny] [--steps 300] [--warmup-steps 800] [--threads 1]
+Usage: python benchmarks/bench_reconstruction.py [--model tiny] [--steps 900] [--warmup-steps 1200] [--threads 1]
 Full datasets: point --ptbxl at the full PTB-XL 1.0.3 (21,799 records; folds 1-8 train, 9 val, 10 test as usual:
 --train-folds 1,2,3,4,5,6,7,8 --test-folds 10) and --model at a pretrained checkpoint, with --steps 20000 on a GPU.
 """
@@ -34,8 +34,8 @@ def main() -> None:
     ap.add_argument("--bidmc", default=str(data / "bidmc"))
     ap.add_argument("--train-folds", default="1,2,3,4,5,6,7")
     ap.add_argument("--test-folds", default="8")
-    ap.add_argument("--steps", type=int, default=600, help="stage-2 (decoder) optimizer steps")
-    ap.add_argument("--warmup-steps", type=int, default=800, help="stage-1 (linear path) steps")
+    ap.add_argument("--steps", type=int, default=900, help="stage-2 (decoder) optimizer steps")
+    ap.add_argument("--warmup-steps", type=int, default=1200, help="stage-1 (linear path) steps")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest on a shared CPU)")
     ap.add_argument("--output-dir", default="runs/bench_reconstruction")
@@ -70,19 +70,22 @@ def main() -> None:
     for ref, v in REFERENCE.items():
         print(f"reference {ref}: MSE {v['mse']}, r {v['r']}")
     if "lead_table" in res:
-        mt, bt = res["lead_table"]["model"]["mean_r_generated"], res["lead_table"]["linear_baseline"]["mean_r_generated"]
+        table = res["lead_table"]
+        mt, bt = table["model"]["mean_r_generated"], table["linear_baseline"]["mean_r_generated"]
         print("single-lead input -> mean r of the 11 others, model / linear: " +
               ", ".join(f"{k} {mt[k]:.2f}/{bt[k]:.2f}" for k in mt))
     if "I" in res.get("diagnostic", {}):
         d = res["diagnostic"]["I"]
         print(f"diagnostic (superclass macro AUROC, {res['diagnostic']['classifier'][:19]}...): real "
-              f"{d['model']['real']['macro_auroc']:.3f}, model from I {d['model']['reconstructed']['macro_auroc']:.3f}, "
+              f"{d['model']['real']['macro_auroc']:.3f}, "
+              f"model from I {d['model']['reconstructed']['macro_auroc']:.3f}, "
               f"linear from I {d['linear_baseline']['reconstructed']['macro_auroc']:.3f}")
     print(f"wall {wall:.0f} s ({args.threads} thread(s), load average {os.getloadavg()[0]:.1f}); "
           f"results in {args.output_dir}/results.json")
+    sets = {k: {"model": v["model"]["mean"], "linear": v["linear_baseline"]["mean"]}
+            for k, v in res["sets"].items() if "model" in v}
     Path(args.output_dir, "bench_summary.json").write_text(json.dumps(
-        {"wall_s": wall, "args": vars(args), "sets": {k: {"model": v["model"]["mean"], "linear": v["linear_baseline"]["mean"]}
-                                                      for k, v in res["sets"].items() if "model" in v}}, indent=1))
+        {"wall_s": wall, "args": vars(args), "sets": sets}, indent=1))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def limb_leads_from_two(x: np.ndarray, names: list[str]) -> np.ndarray | None:
 
 
 def lagged_features(x: np.ndarray, max_lag: int) -> np.ndarray:
-    """(N, C, T) -> (N, T, C*(2*max_lag+1) + 1) design rows: every input lead shifted by -max_lag..max_lag, plus bias."""
+    """(N, C, T) -> (N, T, C*(2*max_lag+1) + 1) design rows: each input lead shifted by -max_lag..max_lag, + bias."""
     n, c, t = x.shape
     feats = np.zeros((n, t, c * (2 * max_lag + 1) + 1), dtype=np.float64)
     k = 0

@@ -49,7 +49,8 @@ class SubsetLagFilter(nn.Module):
                                    nn.Linear(hidden, num_channels * num_channels * num_taps))
         self.hyper[-1]._zero_init = True  # starts silent: a loaded decoder keeps its pretrained behaviour
 
-    def forward(self, x: torch.Tensor, in_ids: torch.Tensor, in_mask: torch.Tensor, out_ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, in_ids: torch.Tensor, in_mask: torch.Tensor,
+                out_ids: torch.Tensor) -> torch.Tensor:
         """x (B, C, T), in_ids/in_mask (B, C), out_ids (B, Ct) -> (B, Ct, T)."""
         b, c, t = x.shape
         present = torch.zeros(b, self.v, device=x.device).scatter(1, in_ids, in_mask.float())
@@ -155,7 +156,8 @@ class CardioFMForReconstruction(TaskModelMixin, CardioFMPreTrainedModel):
         pred = torch.where(given.any(-1, keepdim=True), copied, pred)
         loss = None
         if targets is not None:
-            scored = (target_mask.bool() if target_mask is not None else torch.ones_like(given[..., 0])) & ~given.any(-1)
+            present = target_mask.bool() if target_mask is not None else torch.ones_like(given[..., 0])
+            scored = present & ~given.any(-1)
             err = ((pred - targets) ** 2).mean(-1)
             loss = (err * scored).sum() / scored.sum().clamp_min(1)
         return ReconstructionOutput(loss=loss, reconstruction=pred)
