@@ -82,7 +82,7 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
     if unknown:
         raise ConfigError(f"unknown key '{prefix}{unknown[0]}' (valid keys: {', '.join(sorted(fields))})")
     hints = typing.get_type_hints(cls)
-    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    kwargs = {k: _coerce(_merge_section_default(fields[k], v), hints[k], prefix + k) for k, v in data.items()}
     try:
         obj = cls(**kwargs)
     except TypeError as err:
@@ -91,6 +91,22 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
     if callable(validate):
         validate()
     return obj
+
+
+def _merge_section_default(f: dataclasses.Field, value: Any) -> Any:
+    """A partial mapping for a nested section starts from the parent's default section, not the class defaults."""
+    if not isinstance(value, dict) or f.default_factory is dataclasses.MISSING:
+        return value
+    default = f.default_factory()
+    if not dataclasses.is_dataclass(default):
+        return value
+    base = {k.name: getattr(default, k.name) for k in dataclasses.fields(default)}
+    for key, sub in value.items():
+        inner = next((x for x in dataclasses.fields(default) if x.name == key), None)
+        if isinstance(sub, dict) and inner is not None and dataclasses.is_dataclass(base[key]):
+            sub = {**to_dict(base[key]), **sub}
+        base[key] = sub
+    return {k: (to_dict(v) if dataclasses.is_dataclass(v) else v) for k, v in base.items()}
 
 
 def to_dict(obj: Any) -> dict:

@@ -61,3 +61,15 @@ def test_bad_override_syntax_and_missing_file(tmp_path):
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(RunConfig, bad)
+
+
+@dataclass
+class TunedRun:
+    optim: OptimSection = field(default_factory=lambda: OptimSection(lr=0.1, layer_decay=0.5))
+
+
+def test_partial_section_keeps_the_parents_defaults():
+    cfg = load_config(TunedRun, None, ["optim.betas=[0.5, 0.6]"])
+    assert cfg.optim.lr == 0.1 and cfg.optim.layer_decay == 0.5 and cfg.optim.betas == (0.5, 0.6)
+    with pytest.raises(ConfigError, match=r"optim\.nope"):
+        load_config(TunedRun, None, ["optim.nope=1"])
