@@ -42,6 +42,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["cardiofm", "cardiofm.*"]),
+    py_modules=["cardiofm_torchvision_guard"],
     package_data={"cardiofm": ["models/presets/*.json", "data/resources/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,

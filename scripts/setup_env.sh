@@ -39,5 +39,9 @@ esac
 export PIP_CONSTRAINT="$CONSTRAINTS"
 export DS_BUILD_OPS=0
 "$VPY" -m pip install -e "$ROOT[dev]"
+# Tools that import timm/transformers before cardiofm (the accelerate and deepspeed launchers) need the torchvision
+# guard too: a .pth file installs a hook that runs it on the first `import torchvision` (and costs nothing before).
+SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+echo "import cardiofm_torchvision_guard" > "$SITE/cardiofm_torchvision_guard.pth"
 "$VPY" -c "import cardiofm, torch, transformers, timm, accelerate, deepspeed, datasets, sentencepiece; print('cardiofm environment ready: torch', torch.__version__)"
 echo "$HASH" > "$STAMP"

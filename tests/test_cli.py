@@ -31,3 +31,10 @@ def test_python_dash_m_help():
 def test_no_command_prints_help_and_fails(capsys):
     assert main([]) == 2
     assert "usage: cardiofm" in capsys.readouterr().out
+
+
+def test_timm_imports_without_cardiofm_first():
+    # the accelerate/deepspeed launchers import timm before cardiofm: the .pth guard must cover them
+    proc = subprocess.run([sys.executable, "-c", "import timm, transformers; print('ok')"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
