@@ -107,9 +107,9 @@ def test_large_preset_shapes_on_meta():
     # the full forward compacts present tokens (a data-dependent size), so the meta check runs its two stages
     with torch.device("meta"):
         model = create_model("large")
-        tokens, patches, present = model.cardiofm.embed_signals(torch.randn(2, 13, 1000), torch.arange(13).expand(2, -1),
+        tokens, patches, present, times = model.cardiofm.embed_signals(torch.randn(2, 13, 1000), torch.arange(13).expand(2, -1),
                                                                 torch.ones(2, 13, dtype=torch.bool))
-        hidden = model.cardiofm.encode(tokens, present)
+        hidden = model.cardiofm.encode(tokens, present, signal_times=times)
     assert hidden.shape == (2, 13 * 40, 1024) and patches.shape == (2, 13, 40, 25)
 
 
@@ -142,11 +142,11 @@ def test_channel_embedding_same_in_any_subset(tiny):
     full = collate_samples(make_samples(LAYOUT, n=1))
     sub = collate_samples(make_samples(["II"], n=1))
     sub["signals"][0, 1] = full["signals"][0, 1]
-    tok_full, _, _ = tiny.cardiofm.embed_signals(full["signals"], full["channel_ids"], full["channel_mask"])
-    tok_sub, _, _ = tiny.cardiofm.embed_signals(sub["signals"], sub["channel_ids"], sub["channel_mask"])
+    tok_full, *_ = tiny.cardiofm.embed_signals(full["signals"], full["channel_ids"], full["channel_mask"])
+    tok_sub, *_ = tiny.cardiofm.embed_signals(sub["signals"], sub["channel_ids"], sub["channel_mask"])
     assert torch.equal(tok_full[0, 40:80], tok_sub[0, 40:80])  # lead II tokens: index 1 x 40 patches
     # lead II alone placed first in a 1-channel input embeds identically as well (by name, not position)
-    tok_one, _, _ = tiny.cardiofm.embed_signals(full["signals"][:, 1:2], full["channel_ids"][:, 1:2])
+    tok_one, *_ = tiny.cardiofm.embed_signals(full["signals"][:, 1:2], full["channel_ids"][:, 1:2])
     assert torch.equal(tok_one[0], tok_full[0, 40:80])
 
 
@@ -212,7 +212,7 @@ def test_gradient_checkpointing_and_bf16(tiny):
     gen = lambda: torch.Generator().manual_seed(5)  # noqa: E731
     ref = tiny(**batch, generator=gen()).loss
     tiny.activation_checkpointing_enable()
-    assert tiny.cardiofm.encoder.gradient_checkpointing and tiny.decoder.blocks.gradient_checkpointing
+    assert tiny.cardiofm.encoder.gradient_checkpointing and tiny.decoder.gradient_checkpointing
     try:
         ckpt = tiny(**batch, generator=gen()).loss
         ckpt.backward()

@@ -37,9 +37,13 @@ class CardioFMConfig(PreTrainedConfig):
     # signal tokenisation
     patch_size: int = 25                      # samples per patch at preprocess["fs"]
     channel_vocab: list[str] | None = None    # channel names; a channel's embedding row is its index here
+    ecg_input_scale: float = 5.0              # ECG enters in mV (std ~0.2): x5 gives unit scale like z-scored PPG
     num_segments: int = 2                     # two ECGs side by side (question answering on a pair)
     time_embed_dim: int = 128                 # sinusoidal features of a patch's absolute time
     max_time_period_s: float = 1000.0         # longest sinusoid period, seconds (>> any window)
+    time_rope: bool = True                    # rotary attention over patch time: same-time tokens find each other
+    rope_max_period_s: float = 100.0          # longest rotary period, seconds; the shortest is 2 patches
+    rope_anchor: float = 1.0                  # initial q/k bias in rotary channels: heads start time-local
     preprocess: dict | None = None            # PreprocessConfig.to_dict() of the data layer
     # text
     text_vocab_size: int = 4000
@@ -54,6 +58,7 @@ class CardioFMConfig(PreTrainedConfig):
     mask_ratio: float = 0.75                  # fraction of present signal patches hidden from the encoder
     channel_mask_prob: float = 0.5            # probability that a sample also hides whole channels
     text_mask_ratio: float = 0.15
+    signal_loss_norm: str = "channel_var"      # "channel_var": MSE / window variance per channel; "none": MSE
     signal_loss_weight: float = 1.0
     text_loss_weight: float = 0.5
     contrastive_loss_weight: float = 0.0
@@ -77,6 +82,8 @@ class CardioFMConfig(PreTrainedConfig):
                 raise ValueError(f"{what} {dim} is not a multiple of the number of heads {heads}")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        if self.signal_loss_norm not in ("channel_var", "none"):
+            raise ValueError(f"signal_loss_norm must be 'channel_var' or 'none', got {self.signal_loss_norm!r}")
         if self.time_embed_dim % 2:
             raise ValueError(f"time_embed_dim must be even, got {self.time_embed_dim}")
         if self.text_mask_id >= self.text_vocab_size:
@@ -101,6 +108,18 @@ class CardioFMConfig(PreTrainedConfig):
     def patch_duration_s(self) -> float:
         """Duration of one signal token, seconds."""
         return self.patch_size / self.sampling_rate
+
+    def channel_input_scales(self, device=None):
+        """(V,) factor per channel-vocabulary entry applied to the waveform before patch projection."""
+        import torch
+
+        from ..data.channels import is_ecg
+
+        return torch.tensor([self.ecg_input_scale if is_ecg(c) else 1.0 for c in self.channel_vocab], device=device)
+
+    def rope_dim(self, head_dim: int) -> int:
+        """Channels per head rotated by time (half of the head, even); 0 when time_rope is off."""
+        return (head_dim // 4) * 2 if self.time_rope else 0
 
     @property
     def patches_per_window(self) -> int:

@@ -52,12 +52,12 @@ class TransformerEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=eps)
         self.gradient_checkpointing = False  # toggled by PreTrainedModel.gradient_checkpointing_enable()
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, N, dim), attn_mask bool (B, 1, 1|N, N) True = may attend -> (B, N, dim)."""
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, rope=None) -> torch.Tensor:
+        """x (B, N, dim), attn_mask bool (B, 1, 1|N, N) True = may attend, rope (cos, sin) -> (B, N, dim)."""
         for layer in self.layers:
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 # recompute activations in backward: memory O(depth) smaller at ~1.3x compute
-                x = checkpoint(layer, x, attn_mask, use_reentrant=False)
+                x = checkpoint(layer, x, attn_mask, rope, use_reentrant=False)
             else:
-                x = layer(x, attn_mask)
+                x = layer(x, attn_mask, rope)
         return self.norm(x)

@@ -38,6 +38,7 @@ class ChannelTimeEmbedding(nn.Module):
         self.channel_embed = nn.Embedding(num_channels, dim)
         self.segment_embed = nn.Embedding(num_segments, dim)
         self.time_proj = nn.Linear(time_dim, dim)
+        self.time_proj.embedding_like = True  # initialised like an embedding table (see _init_weights)
         self.time_dim, self.min_period_s, self.max_period_s = time_dim, min_period_s, max_period_s
 
     def forward(self, channel_ids: torch.Tensor, times_s: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
@@ -47,6 +48,41 @@ class ChannelTimeEmbedding(nn.Module):
         return self.channel_embed(channel_ids) + self.segment_embed(segment_ids) + time
 
 
+class ChannelPatchEmbed(nn.Module):
+    """Per-channel linear map of a patch (weights looked up by channel name id).
+
+    ECG leads are projections of one cardiac dipole onto different lead vectors (III = II - I, aVR = -(I + II) / 2):
+    a lead-specific map lets the encoder place every lead in a shared space where those identities are additive,
+    which a shared projection plus an additive channel embedding can only learn through deep nonlinearities.
+    """
+
+    def __init__(self, num_channels: int, in_dim: int, out_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_channels, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.zeros(num_channels, out_dim))
+
+    def forward(self, x: torch.Tensor, channel_ids: torch.Tensor) -> torch.Tensor:
+        """x (B, C, P, in_dim), channel_ids (B, C) -> (B, C, P, out_dim)."""
+        w = self.weight[channel_ids]  # (B, C, in, out): one small matrix per input channel
+        return torch.matmul(x.to(w.dtype), w) + self.bias[channel_ids].unsqueeze(2)
+
+
+class ChannelPatchHead(nn.Module):
+    """Per-channel readout of a query feature into a patch waveform: all channels at once, then the asked one."""
+
+    def __init__(self, dim: int, num_channels: int, patch_size: int):
+        super().__init__()
+        self.num_channels, self.patch_size = num_channels, patch_size
+        # one (dim x channels*patch) matmul beats gathering a (dim x patch) matrix per query: B*Q*dim*patch floats
+        self.proj = nn.Linear(dim, num_channels * patch_size)
+
+    def forward(self, x: torch.Tensor, channel_ids: torch.Tensor) -> torch.Tensor:
+        """x (B, Q, dim), channel_ids (B, Q) -> (B, Q, patch_size)."""
+        out = self.proj(x).view(*x.shape[:2], self.num_channels, self.patch_size)
+        index = channel_ids[..., None, None].expand(-1, -1, 1, self.patch_size)
+        return torch.gather(out, 2, index).squeeze(2)
+
+
 class SignalEmbedding(nn.Module):
     """Signal patches -> tokens: linear patch projection + channel/time/segment embedding + signal modality."""
 
@@ -54,7 +90,7 @@ class SignalEmbedding(nn.Module):
                  patch_duration_s: float, max_period_s: float):
         super().__init__()
         self.patch_size, self.patch_duration_s = patch_size, patch_duration_s
-        self.patch_proj = nn.Linear(patch_size, dim)
+        self.patch_proj = ChannelPatchEmbed(num_channels, patch_size, dim)
         # shortest period = one patch: finer time detail is carried by the waveform inside the patch
         self.position = ChannelTimeEmbedding(num_channels, num_segments, dim, time_dim, patch_duration_s, max_period_s)
 
@@ -64,14 +100,18 @@ class SignalEmbedding(nn.Module):
         return time_offsets.float().unsqueeze(-1) + starts
 
     def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, time_offsets: torch.Tensor,
-                segment_ids: torch.Tensor, modality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """signals (B, C, T) -> tokens (B, C, P, dim), patches (B, C, P, patch_size), patch times (B, C, P) s."""
+                segment_ids: torch.Tensor, modality: torch.Tensor,
+                input_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """signals (B, C, T) -> tokens (B, C, P, dim), patches (B, C, P, patch_size) unscaled, patch times (B, C, P) s.
+
+        input_scale (B, C) multiplies each channel's waveform before projection only."""
         patches = patchify(signals, self.patch_size)
         times = self.patch_times(patches.shape[2], time_offsets)
         num_patches = patches.shape[2]
         ch = channel_ids.unsqueeze(-1).expand(-1, -1, num_patches)
         seg = segment_ids.unsqueeze(-1).expand(-1, -1, num_patches)
-        tokens = self.patch_proj(patches.to(self.patch_proj.weight.dtype)) + self.position(ch, times, seg) + modality
+        scaled = patches if input_scale is None else patches * input_scale[..., None, None].to(patches.dtype)
+        tokens = self.patch_proj(scaled, channel_ids) + self.position(ch, times, seg) + modality
         return tokens, patches, times
 
 
@@ -92,6 +132,22 @@ class TextEmbedding(nn.Module):
         return self.word_embed(input_ids) + self.pos_embed(pos) + modality
 
 
+def time_rotary(times_s: torch.Tensor, rot_dim: int, min_period_s: float, max_period_s: float):
+    """Token times (B, N) seconds -> (cos, sin) (B, 1, N, rot_dim // 2) for rotary attention over time."""
+    angles = sinusoidal_time_features(times_s, rot_dim, min_period_s, max_period_s)  # [sin | cos] of the phases
+    half = rot_dim // 2
+    return angles[..., half:].unsqueeze(1), angles[..., :half].unsqueeze(1)
+
+
+def apply_rotary(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotate the first 2 * half channels of each head of x (B, heads, N, head_dim) by the time angles."""
+    cos, sin = rope
+    half = cos.shape[-1]
+    x1, x2, rest = x[..., :half], x[..., half:2 * half], x[..., 2 * half:]
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention through F.scaled_dot_product_attention (flash/efficient kernels on GPU)."""
 
@@ -99,12 +155,15 @@ class Attention(nn.Module):
         super().__init__()
         self.num_heads, self.dropout = num_heads, dropout
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.qkv.fused_qkv_heads = num_heads  # lets the model's init anchor the rotary q/k channels
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, N, dim); attn_mask bool broadcastable to (B, heads, N, N), True = may attend."""
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, rope=None) -> torch.Tensor:
+        """x (B, N, dim); attn_mask bool broadcastable to (B, heads, N, N), True = may attend; rope from time_rotary."""
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
+        if rope is not None:
+            q, k = apply_rotary(q, rope), apply_rotary(k, rope)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                              dropout_p=self.dropout if self.training else 0.0)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
@@ -134,7 +193,7 @@ class TransformerBlock(nn.Module):
         self.mlp = MLP(dim, mlp_dim, dropout)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, rope=None) -> torch.Tensor:
         """x (B, N, dim) -> (B, N, dim)."""
-        x = x + self.drop(self.attn(self.norm1(x), attn_mask))
+        x = x + self.drop(self.attn(self.norm1(x), attn_mask, rope))
         return x + self.mlp(self.norm2(x))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
@@ -11,7 +12,7 @@ from transformers.utils import ModelOutput
 
 from .configuration import CardioFMConfig
 from .encoder import TransformerEncoder, gather_tokens, joint_attention_mask
-from .layers import SIGNAL_MODALITY, TEXT_MODALITY, SignalEmbedding, TextEmbedding
+from .layers import SIGNAL_MODALITY, TEXT_MODALITY, ChannelPatchEmbed, SignalEmbedding, TextEmbedding, time_rotary
 
 
 @dataclass
@@ -32,10 +33,12 @@ class CardioFMModelOutput(ModelOutput):
 
 @dataclass
 class EncodedContext(ModelOutput):
-    """Compact encoder output of the present tokens: hidden (B, M, H), valid (B, M) bool, num_signal (int)."""
+    """Compact encoder output of the present tokens: hidden (B, M, H), valid (B, M) bool, times (B, M) seconds
+    (patch start times; 0 for text tokens), num_signal (int) signal tokens before the text tokens."""
 
     hidden: torch.Tensor | None = None
     valid: torch.Tensor | None = None
+    times: torch.Tensor | None = None
     num_signal: int | None = None
 
 
@@ -54,23 +57,51 @@ class CardioFMPreTrainedModel(PreTrainedModel):
     pretraining_only_prefixes: tuple[str, ...] = ("decoder.", "text_head.", "contrastive.")
 
     def _init_weights(self, module: nn.Module) -> None:
-        """Truncated-normal linear/embedding weights, zero biases, unit LayerNorms (HF init: skips loaded weights)."""
+        """Xavier linear weights, truncated-normal embeddings, zero biases, unit LayerNorms (skips loaded weights)."""
         std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
+        if isinstance(module, nn.Linear) and getattr(module, "embedding_like", False):
+            # the time projection is a position embedding: kept as small as the others (std 0.02), else its
+            # sinusoids outweigh a 0.15 mV waveform after LayerNorm and a fresh model only ever predicts the mean
             init.trunc_normal_(module.weight, std=std)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)  # as in MAE
             if module.bias is not None:
                 init.zeros_(module.bias)
+            if getattr(module, "fused_qkv_heads", 0):
+                self._anchor_time_attention(module)
         elif isinstance(module, nn.Embedding):
             init.trunc_normal_(module.weight, std=std)
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
-        for name, param in module.named_parameters(recurse=False):
-            if not isinstance(module, (nn.Linear, nn.Embedding, nn.LayerNorm)):
-                if name == "logit_scale":
-                    init.constant_(param, 2.659)  # log(1 / 0.07), the CLIP temperature
-                else:
-                    init.trunc_normal_(param, std=std)
+        elif isinstance(module, ChannelPatchEmbed):
+            fan_in, fan_out = module.weight.shape[1:]
+            init.normal_(module.weight, std=(2.0 / (fan_in + fan_out)) ** 0.5)  # xavier-normal per channel
+            init.zeros_(module.bias)
+        # modules owning a bare parameter: the decoder's mask token, the contrastive temperature
+        if isinstance(getattr(module, "mask_token", None), nn.Parameter):
+            init.trunc_normal_(module.mask_token, std=std)
+        if isinstance(getattr(module, "logit_scale", None), nn.Parameter):
+            init.constant_(module.logit_scale, 2.659)  # log(1 / 0.07), the CLIP temperature
+
+    def _anchor_time_attention(self, qkv: nn.Linear) -> None:
+        """Start every head attending to tokens at the same time (any channel): a constant query/key bias in the
+        rotary channels makes q.k ~ sum_f a^2 cos(w_f dt), peaked at dt = 0. Without it, a fresh model predicts the
+        mean for hundreds of steps before discovering that a hidden lead is best read off the other leads at its
+        time (III = II - I); the bias costs nothing at run time, unlike an N x N additive attention bias."""
+        bias, heads = qkv.bias, qkv.fused_qkv_heads
+        if bias is None or getattr(bias, "_is_hf_initialized", False):
+            return
+        dim = qkv.weight.shape[1]
+        head_dim = dim // heads
+        rot = self.config.rope_dim(head_dim)
+        if not rot:
+            return
+        with torch.no_grad():
+            for part in getattr(qkv, "anchor_blocks", (0, 1)):  # query and key blocks of the fused projection
+                view = bias[part * dim:(part + 1) * dim].view(heads, head_dim)
+                view[:, :rot] = self.config.rope_anchor
 
     @classmethod
     def from_pretrained_checked(cls, pretrained_model_name_or_path, **kwargs):
@@ -93,6 +124,17 @@ class CardioFMPreTrainedModel(PreTrainedModel):
             tokenizer.save_pretrained(save_directory)
 
         write_model_card(self.config, save_directory, model_class=type(self).__name__)
+
+
+def rotary_for(cfg: CardioFMConfig, signal_times: torch.Tensor | None, length: int, head_dim: int):
+    """(cos, sin) for `length` tokens whose first signal_times.shape[1] are signal patches (the rest text at t=0)."""
+    rot = cfg.rope_dim(head_dim)
+    if not rot:
+        return None
+    if signal_times is None:
+        raise ValueError("time_rope models need the tokens' patch times (signal_times / context_times_s)")
+    times = F.pad(signal_times.float(), (0, length - signal_times.shape[1]))
+    return time_rotary(times, rot, 2 * cfg.patch_duration_s, cfg.rope_max_period_s)
 
 
 def check_loading_info(model: CardioFMPreTrainedModel, info: dict, source: str) -> None:
@@ -154,30 +196,43 @@ class CardioFMModel(CardioFMPreTrainedModel):
         return channel_mask, time_offsets, segment_ids
 
     def embed_signals(self, signals, channel_ids, channel_mask=None, time_offsets=None, segment_ids=None):
-        """Signals (B, C, T) -> tokens (B, C*P, H), patches (B, C, P, patch_size), token present mask (B, C*P)."""
+        """Signals (B, C, T) -> tokens (B, C*P, H), patches (B, C, P, patch_size), present mask (B, C*P) and
+        patch start times (B, C*P) in seconds."""
         channel_mask, time_offsets, segment_ids = self._defaults(signals, channel_ids, channel_mask, time_offsets,
                                                                  segment_ids)
         modality = self.modality_embed.weight[SIGNAL_MODALITY]
-        tokens, patches, _ = self.signal_embed(signals, channel_ids, time_offsets, segment_ids, modality)
+        scale = self.config.channel_input_scales(signals.device)[channel_ids]
+        tokens, patches, times = self.signal_embed(signals, channel_ids, time_offsets, segment_ids, modality, scale)
         b, c, p, h = tokens.shape
         present = channel_mask.unsqueeze(-1).expand(b, c, p).reshape(b, c * p)
-        return tokens.reshape(b, c * p, h), patches, present
+        return tokens.reshape(b, c * p, h), patches, present, times.reshape(b, c * p)
 
     def embed_text(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Token ids (B, L) -> (B, L, H) text tokens."""
         return self.text_embed(input_ids, self.modality_embed.weight[TEXT_MODALITY])
 
-    def encode(self, signal_tokens, signal_valid, text_tokens=None, text_valid=None) -> torch.Tensor:
-        """Run the encoder on [signal | text] tokens with padding masks -> (B, K + L, H)."""
+    def encode(self, signal_tokens, signal_valid, text_tokens=None, text_valid=None, signal_times=None) -> torch.Tensor:
+        """Run the encoder on [signal | text] tokens with padding masks -> (B, K + L, H).
+
+        signal_times (B, K) patch start times in seconds drive the rotary time attention (text sits at time 0).
+        """
         x = signal_tokens if text_tokens is None else torch.cat([signal_tokens, text_tokens], dim=1)
         mask = joint_attention_mask(signal_valid, None if text_tokens is None else text_valid.bool(),
                                     self.config.signal_attends_text)
-        return self.encoder(x, mask)
+        return self.encoder(x, mask, self.rope(signal_times, x.shape[1]))
+
+    def rope(self, signal_times: torch.Tensor | None, length: int, decoder: bool = False):
+        """Rotary (cos, sin) for [signal | text] tokens of total `length`, or None when time_rope is off."""
+        cfg = self.config
+        heads, dim = (cfg.decoder_num_heads, cfg.decoder_hidden_size) if decoder else (cfg.num_attention_heads,
+                                                                                       cfg.hidden_size)
+        return rotary_for(cfg, signal_times, length, dim // heads)
 
     def encode_present(self, signals, channel_ids, channel_mask=None, time_offsets=None, input_ids=None,
                        text_mask=None, segment_ids=None):
         """Encode only present tokens -> (EncodedContext, order (B, K) token indices, present (B, C*P), patches)."""
-        tokens, patches, present = self.embed_signals(signals, channel_ids, channel_mask, time_offsets, segment_ids)
+        tokens, patches, present, tok_times = self.embed_signals(signals, channel_ids, channel_mask, time_offsets,
+                                                                 segment_ids)
         counts = present.sum(1)
         k = int(counts.max())
         # stable sort puts present tokens first in their original order; padding rows are masked out of attention
@@ -186,9 +241,11 @@ class CardioFMModel(CardioFMPreTrainedModel):
         text_tokens = None if input_ids is None else self.embed_text(input_ids)
         if input_ids is not None and text_mask is None:
             text_mask = input_ids != self.config.text_pad_id
-        hidden = self.encode(gather_tokens(tokens, order), valid, text_tokens, text_mask)
+        times = torch.gather(tok_times, 1, order)
+        hidden = self.encode(gather_tokens(tokens, order), valid, text_tokens, text_mask, times)
         all_valid = valid if text_tokens is None else torch.cat([valid, text_mask.bool()], dim=1)
-        return EncodedContext(hidden=hidden, valid=all_valid, num_signal=k), order, present, patches
+        all_times = F.pad(times, (0, hidden.shape[1] - k))
+        return EncodedContext(hidden=hidden, valid=all_valid, times=all_times, num_signal=k), order, present, patches
 
     def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor | None = None,
                 time_offsets: torch.Tensor | None = None, input_ids: torch.Tensor | None = None,

@@ -21,6 +21,7 @@ class CardioFMPretrainingOutput(ModelOutput):
     """Pretraining step output.
 
     loss: scalar; losses: {"signal", "text", "contrastive"} scalars (present objectives only);
+    reconstruction_mse: plain MSE over hidden patches in input units (mV for ECG), whatever the loss normalisation;
     predictions (B, C, P, patch_size) reconstructed patches (zeros where not predicted); targets (B, C, P, patch_size);
     loss_mask (B, C, P) bool, hidden and present patches (where the signal loss is taken);
     visible_mask (B, C, P) bool, patches the encoder saw; dropped_channels (B, C) bool, channels hidden entirely;
@@ -29,6 +30,7 @@ class CardioFMPretrainingOutput(ModelOutput):
 
     loss: torch.Tensor | None = None
     losses: dict | None = None
+    reconstruction_mse: torch.Tensor | None = None
     predictions: torch.Tensor | None = None
     targets: torch.Tensor | None = None
     loss_mask: torch.Tensor | None = None
@@ -72,7 +74,7 @@ class CardioFMForPretraining(CardioFMPreTrainedModel):
                query_segment_ids: torch.Tensor | None = None, query_valid: torch.Tensor | None = None) -> torch.Tensor:
         """Patch waveforms (B, Q, patch_size) at (channel id, patch start time s) queries (B, Q) given a context."""
         return self.decoder(context.hidden, context.valid, query_channel_ids, query_times_s, query_segment_ids,
-                            query_valid)
+                            query_valid, context_times_s=context.times)
 
     def reconstruct(self, signals, channel_ids, target_channel_ids, channel_mask=None, time_offsets=None,
                     num_samples: int | None = None, **text) -> torch.Tensor:
@@ -100,7 +102,8 @@ class CardioFMForPretraining(CardioFMPreTrainedModel):
         present patches; missing channels are never visible and never in the loss.
         """
         cfg, cf = self.config, self.cardiofm
-        tokens, patches, present = cf.embed_signals(signals, channel_ids, channel_mask, time_offsets, segment_ids)
+        tokens, patches, present, times = cf.embed_signals(signals, channel_ids, channel_mask, time_offsets,
+                                                           segment_ids)
         b, c, p, _ = patches.shape
         channel_mask = present.view(b, c, p)[..., 0]
         plan = plan_masking(channel_mask, p, cfg.mask_ratio, cfg.channel_mask_prob, generator)
@@ -113,22 +116,30 @@ class CardioFMForPretraining(CardioFMPreTrainedModel):
             masked_ids, text_targets = mask_text(input_ids, text_mask, cfg.text_mask_ratio, cfg.text_mask_id,
                                                  (cfg.text_cls_id, cfg.text_sep_id, cfg.text_pad_id), generator)
             text_tokens = cf.embed_text(masked_ids)
-        hidden = cf.encode(visible, plan.visible_valid, text_tokens, text_mask)
+        vis_times = torch.gather(times, 1, plan.visible_ids)
+        hidden = cf.encode(visible, plan.visible_valid, text_tokens, text_mask, vis_times)
         k = plan.visible_valid.shape[1]
         ctx_valid = plan.visible_valid if text_tokens is None else torch.cat([plan.visible_valid, text_mask.bool()], 1)
 
         # decoder queries: each sample's hidden present tokens, addressed by (channel id, patch time, segment)
         q_ids, q_valid = _query_slots(plan, present.sum(1))
         seg = torch.zeros_like(channel_ids) if segment_ids is None else segment_ids
-        offs = torch.zeros(b, c, device=signals.device) if time_offsets is None else time_offsets
-        times = cf.signal_embed.patch_times(p, offs).reshape(b, c * p)
         tok_channel = channel_ids.unsqueeze(-1).expand(b, c, p).reshape(b, c * p)
         tok_segment = seg.unsqueeze(-1).expand(b, c, p).reshape(b, c * p)
         pred = self.decoder(hidden, ctx_valid, torch.gather(tok_channel, 1, q_ids), torch.gather(times, 1, q_ids),
-                            torch.gather(tok_segment, 1, q_ids), q_valid).float()
+                            torch.gather(tok_segment, 1, q_ids), q_valid,
+                            context_times_s=F.pad(vis_times, (0, hidden.shape[1] - k))).float()
         target = gather_tokens(patches.reshape(b, c * p, -1).float(), q_ids)
         err = ((pred - target) ** 2).mean(-1)
-        losses = {"signal": (err * q_valid).sum() / q_valid.sum().clamp_min(1)}
+        n_q = q_valid.sum().clamp_min(1)
+        mse = (err * q_valid).sum() / n_q
+        losses = {"signal": mse}
+        if cfg.signal_loss_norm == "channel_var":
+            # divide by the window variance of each channel (detached target statistic): ECG leads in mV of any
+            # amplitude and z-scored PPG weigh alike, and 1.0 = no better than predicting the window's mean
+            var = patches.float().var(dim=(2, 3), unbiased=False).detach().clamp_min(1e-4).reshape(b, c)
+            q_var = torch.gather(var.unsqueeze(-1).expand(b, c, p).reshape(b, c * p), 1, q_ids)
+            losses["signal"] = (err / q_var * q_valid).sum() / n_q
 
         text_logits = None
         if text_tokens is not None:
@@ -143,7 +154,8 @@ class CardioFMForPretraining(CardioFMPreTrainedModel):
             # a row without any real token would softmax over nothing (NaN): let it see its first slot
             safe = text_mask.bool().clone()
             safe[:, 0] |= ~safe.any(1)
-            text_hidden = cf.encoder(cf.embed_text(input_ids), key_padding_mask(safe))
+            text_hidden = cf.encoder(cf.embed_text(input_ids), key_padding_mask(safe),
+                                     cf.rope(times[:, :0], input_ids.shape[1]))
             contrast = self.contrastive(sig_feat[has_text], text_hidden[has_text, 0])
             if contrast is not None:
                 losses["contrastive"] = contrast
@@ -156,6 +168,6 @@ class CardioFMForPretraining(CardioFMPreTrainedModel):
         full_pred = full_pred.scatter_add(1, q_ids[..., None].expand_as(pred), pred.detach() * q_valid[..., None])
         visible_mask = (plan.ids_restore < plan.num_visible[:, None]) & present
         return CardioFMPretrainingOutput(
-            loss=loss, losses=losses, predictions=full_pred.view(b, c, p, -1).detach(), targets=patches.detach(),
+            loss=loss, losses=losses, reconstruction_mse=mse.detach(), predictions=full_pred.view(b, c, p, -1).detach(), targets=patches.detach(),
             loss_mask=plan.masked.view(b, c, p), visible_mask=visible_mask.view(b, c, p),
             dropped_channels=plan.dropped_channels, text_logits=text_logits, text_targets=text_targets)
