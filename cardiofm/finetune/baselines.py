@@ -55,7 +55,8 @@ def ecg_features(signal: np.ndarray, fs: float, channels: Sequence[str], leads: 
     with np.errstate(invalid="ignore", divide="ignore"):
         amp = np.stack([full.std(1), np.ptp(full, 1), np.nan_to_num(stats.skew(full, 1)),
                         np.nan_to_num(stats.kurtosis(full, 1)), qrs.max(1), qrs.min(1)], 1)
-    return np.concatenate([template.ravel(), amp.ravel(), rhythm_features(peaks, FEATURE_FS, full.shape[1] / FEATURE_FS)])
+    rhythm = rhythm_features(peaks, FEATURE_FS, full.shape[1] / FEATURE_FS)
+    return np.concatenate([template.ravel(), amp.ravel(), rhythm])
 
 
 class FeatureLogisticBaseline:

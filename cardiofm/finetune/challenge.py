@@ -43,7 +43,7 @@ def _code_index(groups) -> dict[str, int]:
 
 
 def codes_to_matrix(records: Sequence[Sequence[str]], groups=None) -> np.ndarray:
-    """Per-record SNOMED code lists -> (N, K) bool over the scored classes (equivalent codes merged, unscored dropped)."""
+    """Per-record SNOMED code lists -> (N, K) bool over scored classes (equivalents merged, unscored dropped)."""
     groups = groups if groups is not None else load_challenge_weights()[0]
     index = _code_index(groups)
     out = np.zeros((len(records), len(groups)), dtype=bool)
@@ -56,7 +56,7 @@ def codes_to_matrix(records: Sequence[Sequence[str]], groups=None) -> np.ndarray
 
 
 def to_scored_classes(matrix: np.ndarray, codes: Sequence[str], groups=None) -> np.ndarray:
-    """(N, C) bool over arbitrary SNOMED `codes` -> (N, K) over scored classes; a class is positive if any equivalent is."""
+    """(N, C) bool over SNOMED `codes` -> (N, K) over scored classes; positive if any equivalent code is."""
     groups = groups if groups is not None else load_challenge_weights()[0]
     index = _code_index(groups)
     matrix = np.asarray(matrix).astype(bool)
@@ -95,4 +95,5 @@ def challenge_score(labels: np.ndarray, outputs: np.ndarray, groups=None, weight
 def challenge_score_from_codes(true_codes: Sequence[Sequence[str]], predicted_codes: Sequence[Sequence[str]]) -> float:
     """Challenge metric from per-record SNOMED code lists (labels, predicted positives)."""
     groups, weights = load_challenge_weights()
-    return challenge_score(codes_to_matrix(true_codes, groups), codes_to_matrix(predicted_codes, groups), groups, weights)
+    labels, outputs = codes_to_matrix(true_codes, groups), codes_to_matrix(predicted_codes, groups)
+    return challenge_score(labels, outputs, groups, weights)

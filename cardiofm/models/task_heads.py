@@ -14,7 +14,7 @@ from ..data.preprocess import prepare_input
 
 
 class PooledHead(nn.Module):
-    """LayerNorm -> dropout -> Linear on the pooled (B, H) encoder feature; a linear probe when the encoder is frozen."""
+    """LayerNorm -> dropout -> Linear on the pooled (B, H) feature; a linear probe when the encoder is frozen."""
 
     def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.0, eps: float = 1e-6):
         super().__init__()
@@ -149,7 +149,8 @@ class TaskModelMixin:
                 "channel_mask": torch.from_numpy(prepared["channel_mask"]).to(device)}
 
     @torch.no_grad()
-    def window_outputs(self, signal: np.ndarray, fs: float, channels: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+    def window_outputs(self, signal: np.ndarray, fs: float, channels: Sequence[str],
+                       batch_size: int = 64) -> torch.Tensor:
         """Head outputs (W, K) of every window of one recording, in eval mode (the training flag is restored)."""
         batch = self.windows_batch(signal, fs, channels)
         was_training = self.training

@@ -54,7 +54,7 @@ class CardioFMForDiagnosis(TaskModelMixin, CardioFMPreTrainedModel):
     def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor | None = None,
                 time_offsets: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 **unused) -> DiagnosisOutput:
-        """signals (B, C, T), channel_ids/channel_mask/time_offsets (B, C) as in CardioFMModel; labels (B, K) multi-hot."""
+        """signals (B, C, T), channel_ids/channel_mask/time_offsets (B, C) as in CardioFMModel; labels (B, K) 0/1."""
         encoded = self.cardiofm(signals, channel_ids, channel_mask, time_offsets)
         pooled = encoded.pooled_output
         logits = apply_head(self.head, encoded, channel_mask)

@@ -33,7 +33,8 @@ def target_config(task: str, names: Sequence[str], mean: Sequence[float] | None 
     if task == "classification":
         if len(names) < 2:
             raise ValueError("classification needs at least two class names")
-        return {"target_task": task, "id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
+        return {"target_task": task, "id2label": dict(enumerate(names)),
+                "label2id": {n: i for i, n in enumerate(names)}}
     if task == "regression":
         mean = [0.0] * len(names) if mean is None else [float(m) for m in mean]
         std = [1.0] * len(names) if std is None else [float(s) for s in std]
@@ -93,5 +94,6 @@ class CardioFMForTarget(TaskModelMixin, CardioFMPreTrainedModel):
         if self.is_classifier:
             values = torch.softmax(z, -1).mean(0)
         else:
-            values = z.mean(0) * self.config_tensor("target_std", z.device) + self.config_tensor("target_mean", z.device)
+            std, mean = self.config_tensor("target_std", z.device), self.config_tensor("target_mean", z.device)
+            values = z.mean(0) * std + mean
         return {name: float(v) for name, v in zip(self.output_names, values.cpu().numpy())}
