@@ -6,7 +6,7 @@ the generated leads for model and baseline, their ratio, and whether the model b
 published reference (MCMA, single lead -> 12 on full PTB-XL: MSE 0.0317, r 0.79) and the goals (r >= 0.80 from lead I,
 >= 0.90 from II+V1+V5). BIDMC amplitudes are normalised units, so its MSE is not in mV^2 (r is scale-free).
 
-Usage: python benchmarks/bench_reconstruction.py [--model tiny] [--steps 900] [--warmup-steps 1200] [--threads 1]
+Usage: python benchmarks/bench_reconstruction.py [--model tiny] [--steps 600] [--warmup-steps 1200] [--threads 1]
 Full datasets: point --ptbxl at the full PTB-XL 1.0.3 (21,799 records; folds 1-8 train, 9 val, 10 test as usual:
 --train-folds 1,2,3,4,5,6,7,8 --test-folds 10) and --model at a pretrained checkpoint, with --steps 20000 on a GPU.
 """
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--bidmc", default=str(data / "bidmc"))
     ap.add_argument("--train-folds", default="1,2,3,4,5,6,7")
     ap.add_argument("--test-folds", default="8")
-    ap.add_argument("--steps", type=int, default=900, help="stage-2 (decoder) optimizer steps")
+    ap.add_argument("--steps", type=int, default=600, help="stage-2 (decoder) optimizer steps")
     ap.add_argument("--warmup-steps", type=int, default=1200, help="stage-1 (linear path) steps")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest on a shared CPU)")

@@ -38,7 +38,7 @@ class ReconstructionConfig:
     max_random_leads: int = 3
     amplitude_jitter: float = 0.2        # ECG scaled by U(1-j, 1+j): the lead mapping is linear in amplitude
     max_lag_s: float = 0.05              # +-50 ms lags of the linear baseline
-    model_lag_s: float = 0.25            # +-250 ms taps of the model's subset-conditioned linear path (a QRS-T span)
+    model_lag_s: float = 0.4             # +-400 ms taps of the model's linear path: reaches a PPG pulse after its QRS
     lag_warmup_steps: int = 300          # stage 1: linear path alone (cheap); 0 skips it
     lag_warmup_lr: float = 3e-3
     lead_table: bool = True              # 12 x 12 single-lead input x output table (model and baseline)
