@@ -279,3 +279,17 @@ def test_bad_inputs_raise_clearly(tiny):
         tiny.cardiofm(torch.randn(1, 1, 100), torch.tensor([[99]]))
     with pytest.raises(ValueError, match="neither a preset"):
         create_model("huge")
+
+
+def test_embed_cli_on_real_ptbxl_records(tiny, tmp_path):
+    from cardiofm.cli import main
+    from tests.conftest import shared_path
+
+    rec = shared_path("ptbxl", "records100", "00000", "00001_lr.hea")
+    tiny.save_pretrained(tmp_path / "model")
+    out = tmp_path / "emb.npz"
+    rc = main(["embed", "--model", str(tmp_path / "model"), str(rec)[:-4], str(tmp_path / "missing"), "--out", str(out)])
+    data = np.load(out)  # plain arrays: loads without allow_pickle
+    assert rc == 1  # the missing file is reported and skipped, the real record embedded
+    assert data["embeddings"].shape == (1, 64) and np.isfinite(data["embeddings"]).all()
+    assert data["channel_mask"][0, :12].all() and not data["channel_mask"][0, 12]  # 12 leads, no PPG
