@@ -93,7 +93,7 @@ def pretrain(model, samples: list[dict], steps: int, batch_size: int = 32, lr: f
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(out.loss))
+        losses.append(out.loss.item())
         if log_every and step % log_every == 0:
             print(f"step {step:4d} loss {out.loss.item():.4f} " +
                   " ".join(f"{k} {v.item():.4f}" for k, v in out.losses.items()), flush=True)
