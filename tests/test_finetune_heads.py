@@ -81,3 +81,13 @@ def test_shipped_finetune_configs_parse(name):
     cfg = load_config(FinetuneConfig, path, ["train.max_steps=7"])
     assert cfg.train.max_steps == 7 and cfg.train.early_stopping_metric == "val/score"
     assert cfg.task in ("diagnosis", "vitals")
+
+
+def test_finetune_config_takes_an_augmentation_section():
+    from cardiofm.config import ConfigError, load_config
+    from cardiofm.finetune.recipe import FinetuneConfig
+
+    cfg = load_config(FinetuneConfig, None, ["augment.enabled=[star, gaussian_noise]", "augment.star.p=0.5"])
+    assert cfg.augment.enabled == ["star", "gaussian_noise"] and cfg.augment.star.p == 0.5
+    with pytest.raises(ConfigError, match="augment.enabled"):
+        load_config(FinetuneConfig, None, ["augment.enabled=[warp_drive]"])

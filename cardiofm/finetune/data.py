@@ -103,8 +103,9 @@ def split_records(records: list[Record], cfg: FinetuneDataConfig, label_lists: l
         return {"train": [i for i in range(len(records)) if i not in set(val) | set(test)], "val": val, "test": test}
     from ..data.splits import source_aware_kfold
 
-    folds = source_aware_kfold(label_lists, [r.subject_id for r in records], [r.source for r in records],
-                               cfg.n_folds)
+    # pooled challenge sets carry the contributing database in meta: that, not "cinc2021", is the source
+    sources = [r.meta.get("database", r.source) for r in records]
+    folds = source_aware_kfold(label_lists, [r.subject_id for r in records], sources, cfg.n_folds)
     test = folds[cfg.fold]["test"].tolist()
     val = folds[(cfg.fold + 1) % cfg.n_folds]["test"].tolist()
     return {"train": sorted(set(range(len(records))) - set(test) - set(val)), "val": val, "test": test}

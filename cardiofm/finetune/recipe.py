@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError, save_config
+from ..data.augment import AugmentConfig, build_augmentation
 from ..data.collate import collate_samples
 from ..engine.config import OptimConfig, TrainConfig
 from .data import FinetuneDataConfig, TaskData, build_task_data, vitals_arrays
@@ -62,6 +63,7 @@ class FinetuneConfig:
     data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
     head_pooling: Literal["mean", "channel"] = "mean"   # channel: per-lead features concatenated
     train: FinetuneTrainConfig = field(default_factory=FinetuneTrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)   # on-the-fly training augmentation, e.g. STAR
 
     def validate(self) -> None:
         """Raise ConfigError on inconsistent settings."""
@@ -201,12 +203,17 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> dict:
     collate = make_collate(cfg, model)
     has_val = bool(data.windows["val"])
     train_cfg = cfg.train if has_val else _without_early_stopping(cfg.train)
+    transform = build_augmentation(cfg.augment) if cfg.augment.enabled else None
     trainer = Trainer(model, train_cfg, data.windows["train"], collate,
-                      make_eval_fn(cfg, data.windows["val"], collate) if has_val else None, output_dir=out)
+                      make_eval_fn(cfg, data.windows["val"], collate) if has_val else None, output_dir=out,
+                      transform=transform, fs=pre.fs)
     result = trainer.train(resume=resume)
+    trainer.export(out / "model")  # gathers ZeRO-3 shards; evaluation below re-saves with tuned thresholds
     model = trainer.unwrapped_model()
     if has_val and train_cfg.early_stopping_metric and (out / "best").is_dir():
         model = type(model).from_pretrained(str(out / "best"))  # the validation-best weights, not the last ones
+    elif trainer.uses_deepspeed:
+        model = type(model).from_pretrained(str(out / "model"))  # full weights, not this rank's ZeRO shards
     report, curves = evaluate_and_save(cfg, model, data, collate, out)
     report["training"] = {"steps": result.step, "stopped": result.stopped, "mode": cfg.mode,
                           "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
