@@ -27,3 +27,14 @@ def shared_path(*parts: str) -> Path:
 def shared_data() -> Path:
     """Root of the shared real recordings."""
     return shared_path()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module: on a loaded 2-core machine two threads spin against other jobs."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
