@@ -146,6 +146,11 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return out
 
 
+def flag_overrides(overrides: list[str], flags: dict[str, Any]) -> list[str]:
+    """Positional `key=value` overrides plus CLI flags mapped to config keys (unset flags skipped; flags win)."""
+    return list(overrides) + [f"{key}={value}" for key, value in flags.items() if value is not None and value != ""]
+
+
 def _deep_copy(d: dict) -> dict:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in d.items()}
 

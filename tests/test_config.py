@@ -73,3 +73,12 @@ def test_partial_section_keeps_the_parents_defaults():
     assert cfg.optim.lr == 0.1 and cfg.optim.layer_decay == 0.5 and cfg.optim.betas == (0.5, 0.6)
     with pytest.raises(ConfigError, match=r"optim\.nope"):
         load_config(TunedRun, None, ["optim.nope=1"])
+
+
+def test_flag_overrides_skip_unset_flags_and_win_over_positional():
+    from cardiofm.config import flag_overrides
+
+    out = flag_overrides(["steps=3"], {"steps": 0, "name": None, "precision": "", "optim.lr": 0.5})
+    assert out == ["steps=3", "steps=0", "optim.lr=0.5"]
+    with pytest.raises(ConfigError, match="steps"):
+        load_config(RunConfig, None, out)  # steps=0 wins and fails validation

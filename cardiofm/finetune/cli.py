@@ -22,15 +22,12 @@ def run(args: argparse.Namespace) -> int:
     """Parse the config, run the recipe, print the headline metrics."""
     import logging
 
-    from ..config import load_config
+    from ..config import flag_overrides, load_config
     from .evaluation import report_table
     from .recipe import FinetuneConfig, run_finetune
 
-    overrides = list(args.overrides)
-    for key, value in (("task", args.task), ("model", args.model), ("mode", args.mode),
-                       ("output_dir", args.output_dir)):
-        if value:
-            overrides.append(f"{key}={value}")
+    overrides = flag_overrides(args.overrides, {"task": args.task, "model": args.model, "mode": args.mode,
+                                                "output_dir": args.output_dir})
     cfg = load_config(FinetuneConfig, args.config, overrides)
     report = run_finetune(cfg, resume=args.resume)
     print(report_table(report), end="")

@@ -20,13 +20,10 @@ def run(args: argparse.Namespace) -> int:
     """Parse the config, run the recipe, print exact match per question type and attribute type."""
     import logging
 
-    from ..config import load_config
+    from ..config import flag_overrides, load_config
     from .qa import QAConfig, run_qa
 
-    overrides = list(args.overrides)
-    for key, value in (("model", args.model), ("output_dir", args.output_dir)):
-        if value:
-            overrides.append(f"{key}={value}")
+    overrides = flag_overrides(args.overrides, {"model": args.model, "output_dir": args.output_dir})
     cfg = load_config(QAConfig, args.config, overrides)
     report = run_qa(cfg, resume=args.resume)
     test = report.get("test")

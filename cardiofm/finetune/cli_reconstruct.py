@@ -45,15 +45,12 @@ def run(args: argparse.Namespace) -> int:
     """Parse the config, train and evaluate (or apply), print model vs baseline per input set."""
     import logging
 
-    from ..config import load_config
+    from ..config import flag_overrides, load_config
     from .reconstruction import ReconstructionConfig, run_reconstruction
 
     if args.apply:
         return _apply(args)
-    overrides = list(args.overrides)
-    for key, value in (("model", args.model), ("output_dir", args.output_dir)):
-        if value:
-            overrides.append(f"{key}={value}")
+    overrides = flag_overrides(args.overrides, {"model": args.model, "output_dir": args.output_dir})
     cfg = load_config(ReconstructionConfig, args.config, overrides)
     results = run_reconstruction(cfg, resume=args.resume)
     print(f"{'input set':<12} {'model r':>8} {'linear r':>9} {'model MSE':>10} {'linear MSE':>11}")

@@ -20,20 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Parse the config, run every arm x fold, print the summary table."""
-    from ..config import load_config
+    from ..config import flag_overrides, load_config
     from .augment_study import StudyConfig, run_study
 
-    overrides = list(args.overrides)
-    if args.root:
-        overrides.append(f"root={args.root}")
-    if args.arms:
-        overrides.append(f"arms=[{args.arms}]")
-    if args.folds:
-        overrides.append(f"folds=[{args.folds}]")
-    if args.max_steps is not None:
-        overrides.append(f"train.max_steps={args.max_steps}")
-    if args.output_dir:
-        overrides.append(f"output_dir={args.output_dir}")
+    overrides = flag_overrides(args.overrides, {
+        "root": args.root, "arms": f"[{args.arms}]" if args.arms else None,
+        "folds": f"[{args.folds}]" if args.folds else None, "train.max_steps": args.max_steps,
+        "output_dir": args.output_dir})
     cfg = load_config(StudyConfig, args.config, overrides)
     run_study(cfg)
     print(f"results in {cfg.output_dir}/summary.md, summary.json, results.json")

@@ -19,14 +19,12 @@ def run(args: argparse.Namespace) -> int:
     """Parse the config, run the recipe, and leave distributed workers cleanly."""
     import logging
 
-    from ..config import load_config
+    from ..config import flag_overrides, load_config
     from ..engine.distributed import finish_process
     from .config import PretrainConfig
     from .recipe import run as run_recipe
 
-    overrides = list(args.overrides)
-    if args.output_dir:
-        overrides.append(f"output_dir={args.output_dir}")
+    overrides = flag_overrides(args.overrides, {"output_dir": args.output_dir})
     cfg = load_config(PretrainConfig, args.config, overrides)
     for noisy in ("accelerate", "deepspeed", "DeepSpeed", "torch.distributed"):
         logging.getLogger(noisy).setLevel(logging.WARNING)  # keep per-checkpoint file listings out of the log
