@@ -168,10 +168,8 @@ def generate_record(seed: int, fs: float = 500.0, duration_s: float = 10.0, rhyt
 
 def synthetic_samples(n: int, seed: int = 0, cfg=None, fs: float = 500.0) -> list[dict]:
     """`n` preprocessed window samples (first window of records seed, seed+1, ...) in the pipeline's dict format."""
-    from .preprocess import PreprocessConfig, preprocess_record
-
-    cfg = cfg or PreprocessConfig()
-    return [preprocess_record(generate_record(seed + i, fs=fs, duration_s=cfg.window_s), cfg)[0] for i in range(n)]
+    dataset = SyntheticDataset(size=n, seed=seed, cfg=cfg, fs=fs)
+    return [dataset[i] for i in range(n)]
 
 
 class SyntheticDataset:
