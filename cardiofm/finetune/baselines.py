@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy import signal as sps
 from scipy import stats
 
 from ..data.preprocess import PreprocessConfig, filter_channels, resample
+from ..data.beat_rate import detect_pulse_peaks
 from ..data.rpeaks import detect_rpeaks
 
 BEAT_BEFORE_S, BEAT_AFTER_S = 0.25, 0.45   # median-beat window around the R peak: P wave .. end of T wave
@@ -91,14 +91,9 @@ class FeatureLogisticBaseline:
 
 
 def ppg_peaks(ppg: np.ndarray, fs: float) -> np.ndarray:
-    """Systolic pulse-peak indices of a PPG (samples,) at fs Hz, any units: 0.5-5 Hz band-pass, then peaks at
-    least 0.3 s apart (<= 200 bpm) with prominence above a third of the robust pulse amplitude."""
-    x = np.asarray(ppg, np.float64)
-    sos = sps.butter(2, [0.5, min(5.0, 0.45 * fs)], btype="band", fs=fs, output="sos")
-    y = sps.sosfiltfilt(sos, x)
-    amp = np.percentile(y, 95) - np.percentile(y, 5)
-    peaks, _ = sps.find_peaks(y, distance=max(1, int(0.3 * fs)), prominence=amp / 3 if amp > 0 else None)
-    return peaks
+    """Systolic pulse-peak indices of a PPG (samples,) at fs Hz (the data layer's detector, shared with the
+    rate-aware vitals head)."""
+    return detect_pulse_peaks(ppg, fs)
 
 
 def hr_from_peaks(peaks: np.ndarray, fs: float) -> float:

@@ -145,6 +145,7 @@ class TaskData:
     windows: dict[str, list[dict]]
     label_names: list[str]
     records: dict[str, list[str]]      # split -> record ids (evaluation aggregates windows per record)
+    fs: float = 100.0                  # sampling rate of the windows, Hz
 
 
 def build_task_data(cfg: FinetuneDataConfig, task: str, pre: PreprocessConfig) -> TaskData:
@@ -177,7 +178,7 @@ def build_task_data(cfg: FinetuneDataConfig, task: str, pre: PreprocessConfig) -
             out = [s for s in out if s.get("target") not in (None, "") and s.get("target") == s.get("target")]
         windows[name], ids[name] = out, [records[i].record_id for i in idx]
     logger.info("windows: %s", {k: len(v) for k, v in windows.items()})
-    return TaskData(windows=windows, label_names=label_names, records=ids)
+    return TaskData(windows=windows, label_names=label_names, records=ids, fs=pre.fs)
 
 
 def choose_labels(cfg: FinetuneDataConfig, train_labels: list[list[str]]) -> list[str]:

@@ -55,6 +55,7 @@ class FinetuneConfig:
     loss: Literal["bce", "asymmetric"] = "bce"
     class_weighting: bool = False       # BCE positive weights n_neg/n_pos from the training labels
     vitals: list[str] = field(default_factory=lambda: ["HR"])
+    rate_prior: bool = True             # vitals: HR = measured beat rate + learned correction (needs HR)
     target_task: Literal["classification", "regression"] = "regression"   # task "target"
     dropout: float = 0.1                # head dropout
     output_dir: str = "runs/finetune"
@@ -88,7 +89,13 @@ def _head_config(cfg: FinetuneConfig, data: TaskData) -> dict:
             head["class_pos_weight"] = pos_weight_from_labels(y)
     elif cfg.task == "vitals":
         values, mask = vitals_arrays(train, cfg.vitals)
-        head.update(vitals_config(cfg.vitals, *target_stats(values, mask)))
+        rate_prior = cfg.rate_prior and "HR" in cfg.vitals
+        residual = None
+        if rate_prior:
+            k = cfg.vitals.index("HR")
+            residual = rate_residual_std(train, values[:, k], mask[:, k], data.fs)
+        head.update(vitals_config(cfg.vitals, *target_stats(values, mask), rate_prior=rate_prior,
+                                  rate_residual_std=residual))
     else:
         values = [w["target"] for w in train]
         if cfg.target_task == "classification":
@@ -97,6 +104,23 @@ def _head_config(cfg: FinetuneConfig, data: TaskData) -> dict:
             v = np.asarray(values, np.float64)[:, None]
             head.update(target_config("regression", [cfg.data.target], *target_stats(v, np.isfinite(v))))
     return head
+
+
+def rate_residual_std(windows: list[dict], hr: np.ndarray, present: np.ndarray, fs: float) -> float:
+    """Robust SD (1.4826 MAD, bpm, floor 0.5) of monitor HR minus the measured beat rate over training windows:
+    the scale of the correction a rate-aware head learns."""
+    from ..data.beat_rate import beat_rate_features
+
+    errors = []
+    for w, value, ok in zip(windows, hr, present):
+        f = beat_rate_features(w["signal"], w["channels"], fs, w["channel_mask"])
+        prior = f[0] if f[2] else (f[3] if f[4] else np.nan)
+        if ok and np.isfinite(prior):
+            errors.append(value - prior)
+    if len(errors) < 2:
+        return 2.0
+    e = np.asarray(errors)
+    return float(max(0.5, 1.4826 * np.median(np.abs(e - np.median(e)))))
 
 
 def build_model(cfg: FinetuneConfig, data: TaskData):

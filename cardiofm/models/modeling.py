@@ -59,7 +59,11 @@ class CardioFMPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """Xavier linear weights, truncated-normal embeddings, zero biases, unit LayerNorms (skips loaded weights)."""
         std = self.config.initializer_range
-        if isinstance(module, nn.Linear) and getattr(module, "embedding_like", False):
+        if isinstance(module, nn.Linear) and getattr(module, "zero_init", False):
+            # residual corrections (rate-aware vitals) start at zero: the untrained model returns its measured prior
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear) and getattr(module, "embedding_like", False):
             # the time projection is a position embedding: kept as small as the others (std 0.02), else its
             # sinusoids outweigh a 0.15 mV waveform after LayerNorm and a fresh model only ever predicts the mean
             init.trunc_normal_(module.weight, std=std)

@@ -1,0 +1,69 @@
+"""Beat timing of one window: ECG R-peak and PPG pulse-peak rates, the measured input of rate-aware vital heads.
+
+A transformer over 0.25-0.5 s patches estimates timing only coarsely; heart rate is a timing measurement that a
+detector makes to a fraction of a beat. Rate-aware heads therefore receive these numbers and learn the rest
+(monitor averaging, which source to trust, artefacts) from the encoder's features.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy import signal as sps
+
+from .channels import is_ecg
+from .rpeaks import detect_rpeaks
+
+# 0.3 s minimum pulse spacing: <= 200 bpm; a third of the robust pulse amplitude as prominence rejects the dicrotic
+# notch and motion wiggles.
+PULSE_MIN_INTERVAL_S = 0.3
+PULSE_BAND_HZ = (0.5, 5.0)
+# Feature order of `beat_rate_features` (bpm, flags, unitless).
+RATE_FEATURES = ("ecg_hr_median", "ecg_hr_mean", "ecg_valid", "ppg_hr_median", "ppg_valid", "ecg_rr_cv")
+MIN_BEATS = 3          # fewer detected beats in a window: the rate is not measured (flag 0)
+
+
+def detect_pulse_peaks(ppg: np.ndarray, fs: float) -> np.ndarray:
+    """Systolic pulse-peak sample indices of a PPG (samples,) at fs Hz, any units (0.5-5 Hz band-pass, then peaks
+    >= 0.3 s apart with prominence above a third of the 5-95 % pulse amplitude)."""
+    x = np.asarray(ppg, np.float64).ravel()
+    if len(x) < int(2 * fs) or not np.isfinite(x).all():
+        return np.zeros(0, np.int64)
+    sos = sps.butter(2, [PULSE_BAND_HZ[0], min(PULSE_BAND_HZ[1], 0.45 * fs)], btype="band", fs=fs, output="sos")
+    y = sps.sosfiltfilt(sos, x)
+    amp = np.percentile(y, 95) - np.percentile(y, 5)
+    if amp <= 0:
+        return np.zeros(0, np.int64)
+    peaks, _ = sps.find_peaks(y, distance=max(1, int(PULSE_MIN_INTERVAL_S * fs)), prominence=amp / 3)
+    return peaks.astype(np.int64)
+
+
+def _rates(peaks: np.ndarray, fs: float) -> tuple[float, float, float]:
+    """(median-interval rate, mean-interval rate in bpm, interval coefficient of variation); NaN if too few."""
+    if len(peaks) < MIN_BEATS:
+        return float("nan"), float("nan"), float("nan")
+    intervals = np.diff(peaks) / fs
+    return 60.0 / float(np.median(intervals)), 60.0 / float(intervals.mean()), float(intervals.std() / intervals.mean())
+
+
+def beat_rate_features(signal: np.ndarray, channels: Sequence[str], fs: float,
+                       present: Sequence[bool] | None = None) -> np.ndarray:
+    """(6,) RATE_FEATURES of one window (channels, samples) at fs Hz: ECG rate by median and mean R-R (bpm), ECG
+    flag, PPG rate by median pulse interval (bpm), PPG flag, R-R CV; rates of an absent/undetected source are 0."""
+    present = np.ones(len(channels), bool) if present is None else np.asarray(present, bool)
+    ecg = [i for i, c in enumerate(channels) if present[i] and is_ecg(c)]
+    ppg = [i for i, c in enumerate(channels) if present[i] and c == "PPG"]
+    e_med = e_mean = cv = p_med = float("nan")
+    if ecg:
+        e_med, e_mean, cv = _rates(detect_rpeaks(np.asarray(signal)[ecg], fs), fs)
+    if ppg:
+        p_med, _, _ = _rates(detect_pulse_peaks(np.asarray(signal)[ppg[0]], fs), fs)
+    e_ok, p_ok = np.isfinite(e_med), np.isfinite(p_med)
+    return np.array([e_med if e_ok else 0.0, e_mean if e_ok else 0.0, float(e_ok), p_med if p_ok else 0.0,
+                     float(p_ok), cv if e_ok else 0.0], dtype=np.float32)
+
+
+def batch_rate_features(signals: np.ndarray, channel_names: Sequence[Sequence[str]], present: np.ndarray,
+                        fs: float) -> np.ndarray:
+    """(B, 6) beat_rate_features of a batch of windows (B, C, T) with per-sample channel names and masks."""
+    return np.stack([beat_rate_features(x, names, fs, m) for x, names, m in zip(signals, channel_names, present)])
