@@ -129,6 +129,7 @@ def test_predict_proba_on_raw_500hz_wfdb_record(diagnosis_run):
 
 
 def test_vitals_hr_from_bidmc_beats_training_mean(pretrained_dir, tmp_path):
+    from cardiofm.data.readers.bidmc import bidmc_files, read_bidmc
     from cardiofm.finetune.recipe import run_finetune
     from cardiofm.models import CardioFMForVitals
 
@@ -141,10 +142,15 @@ def test_vitals_hr_from_bidmc_beats_training_mean(pretrained_dir, tmp_path):
     hr = report["splits"]["test"]["HR"]
     assert hr["n"] > 50
     assert hr["mae"] < hr["training_mean_mae"], hr  # the constant predictor: mean HR of the training windows
+    assert hr["mae"] < 1.5, hr                         # the rate-aware head starts from the measured beat rate
     assert (tmp_path / "bland_altman_HR_test.png").exists()
     model = CardioFMForVitals.from_pretrained(str(tmp_path / "model"))
-    value = model.predict(np.random.default_rng(0).normal(size=(2, 1250)), 125.0, ["II", "PLETH"])["HR"]
-    assert 20 < value < 250  # physical units, denormalised with the stored statistics
+    assert model.uses_rate_prior
+    rec = read_bidmc(next(f for f in bidmc_files(str(shared_path("bidmc"))) if "bidmc_09_" in f))
+    start = int(60 * rec.fs)   # one minute in: 30 s of raw ECG + PPG at 125 Hz against the monitor's 1 Hz HR
+    raw = rec.signal[:, start:start + int(30 * rec.fs)]
+    value = model.predict(raw, rec.fs, rec.channels)["HR"]
+    assert abs(value - float(np.median(rec.vital_series["HR"][60:90]))) < 3.0
 
 
 def test_only_head_keys_may_be_missing(pretrained_dir, tmp_path):
