@@ -55,8 +55,9 @@ def pretraining_samples(pre) -> list[dict]:
     return samples
 
 
-def stage_pretrain(out: Path, minutes: float, steps: int) -> dict:
-    """Pretrain a tiny model (0.5 s patches) with masked signal + report modelling; export OUT/pretrain/model."""
+def stage_pretrain(out: Path, minutes: float, steps: int, contrastive: float = 0.0, width: int = 0) -> dict:
+    """Pretrain a tiny model (0.5 s patches) with masked signal + report modelling (+ ECG-report contrastive with
+    weight `contrastive`; hidden size `width` if set); export OUT/pretrain/model."""
     from cardiofm.data.collate import collate_samples
     from cardiofm.engine.config import OptimConfig, TrainConfig
     from cardiofm.engine.trainer import Trainer, seed_everything
@@ -64,8 +65,9 @@ def stage_pretrain(out: Path, minutes: float, steps: int) -> dict:
     from cardiofm.models.tokenizer import ReportTokenizer
 
     seed_everything(0)
-    config = preset_config("tiny", patch_size=50, pretraining_data="shared PTB-XL (folds 1-7), BIDMC 01-08, "
-                           "CinC 2021 sample, MIT-BIH 4 records")
+    sizes = {"hidden_size": width, "intermediate_size": 2 * width, "num_attention_heads": width // 32} if width else {}
+    config = preset_config("tiny", patch_size=50, contrastive_loss_weight=contrastive, **sizes,
+                           pretraining_data="shared PTB-XL (folds 1-7), BIDMC 01-08, CinC 2021 sample, MIT-BIH 4 records")
     samples = pretraining_samples(config.preprocess_config)
     texts = [s["text"] for s in samples if s["text"]]
     tok = ReportTokenizer().train(texts, vocab_size=400)
@@ -93,8 +95,9 @@ def _train_until(trainer, deadline: float):
         timer.cancel()
 
 
-def stage_finetune(out: Path, task: str, minutes: float, steps: int) -> dict:
-    """Finetune the pretrained model with the recipe, then score the baselines on the same test windows."""
+def stage_finetune(out: Path, task: str, steps: int, seeds: int = 1, extra: list[str] | None = None) -> dict:
+    """Finetune the pretrained model with the recipe (`seeds` runs, probabilities averaged for diagnosis), then
+    score the baselines on the same test windows."""
     from cardiofm.config import load_config
     from cardiofm.finetune.recipe import FinetuneConfig, run_finetune
     from cardiofm.finetune.scoring import evaluate_checkpoint
@@ -104,26 +107,61 @@ def stage_finetune(out: Path, task: str, minutes: float, steps: int) -> dict:
         raise SystemExit(f"{model} missing: run --stage pretrain first")
     yaml = REPO / "configs" / ("finetune_diagnosis.yaml" if task == "diagnosis" else "finetune_vitals.yaml")
     root = DATA / ("ptbxl" if task == "diagnosis" else "bidmc")
-    cfg = load_config(FinetuneConfig, yaml, [f"model={model}", f"output_dir={out / task}", f"data.root={root}",
-                                             f"train.max_steps={steps}", "train.eval_every=50"])
     t0 = time.time()
-    report = run_finetune(cfg)
+    runs = []
+    for seed in range(seeds):
+        run = out / task / (f"seed{seed}" if seeds > 1 else "")
+        cfg = load_config(FinetuneConfig, yaml, [f"model={model}", f"output_dir={run}", f"data.root={root}",
+                                                 f"train.max_steps={steps}", "train.eval_every=50",
+                                                 f"train.seed={seed}"] + list(extra or []))
+        runs.append((run, run_finetune(cfg)))
     minutes_used = (time.time() - t0) / 60
-    scored, _ = evaluate_checkpoint(load_config(FinetuneConfig, out / task / "finetune_config.yaml",
-                                                [f"model={out / task / 'model'}"]), "test", baselines=True)
+    run, report = runs[0]
+    scored, _ = evaluate_checkpoint(load_config(FinetuneConfig, run / "finetune_config.yaml",
+                                                [f"model={run / 'model'}"]), "test", baselines=True)
     report["baselines"] = scored["baselines"]
+    if task == "diagnosis" and seeds > 1:
+        report["ensemble"] = ensemble_diagnosis(cfg, [r for r, _ in runs])
+        report["seed_macro_auroc"] = [r["splits"]["test"]["macro_auroc"] for _, r in runs]
     (out / task / "metrics_with_baselines.json").write_text(json.dumps(report, indent=2, default=str))
-    test = report["splits"]["test"]
+    test = report.get("ensemble") or report["splits"]["test"]
     if task == "diagnosis":
         base = report["baselines"]["features_logistic"]
         return {"model_macro_auroc": test["macro_auroc"], "model_ci95": test.get("macro_auroc_ci95"),
+                "seed_macro_auroc": report.get("seed_macro_auroc"),
+                "model_per_class": {n: c["auroc"] for n, c in test["per_class"].items()},
                 "baseline_macro_auroc": base["macro_auroc"], "baseline_ci95": base.get("macro_auroc_ci95"),
+                "baseline_per_class": base["per_class_auroc"],
                 "ratio": test["macro_auroc"] / base["macro_auroc"], "minutes": minutes_used}
     hr, b = test["HR"], report["baselines"]
     return {"model_hr_mae": hr["mae"], "model_ci95": hr.get("mae_ci95"),
             "ecg_peak_mae": b.get("ecg_peak_counting", {}).get("mae"),
             "ppg_peak_mae": b.get("ppg_peak_counting", {}).get("mae"),
-            "training_mean_mae": b.get("training_mean", {}).get("mae"), "minutes": minutes_used}
+            "training_mean_mae": b.get("training_mean", {}).get("mae"),
+            "ratio_to_ecg_peak": hr["mae"] / b.get("ecg_peak_counting", {}).get("mae", float("nan")),
+            "minutes": minutes_used}
+
+
+def ensemble_diagnosis(cfg, runs: list[Path]) -> dict:
+    """Test-fold report of the mean probability of several finetuned diagnosis models (one record, one row)."""
+    import numpy as np
+
+    from cardiofm.data.collate import collate_samples
+    from cardiofm.finetune.data import build_task_data
+    from cardiofm.finetune.evaluation import aggregate_by_record, diagnosis_report, predict_windows
+    from cardiofm.finetune.recipe import make_collate
+    from cardiofm.finetune.scoring import load_task_model
+
+    probs, windows, model = [], None, None
+    for run in runs:
+        model, _ = load_task_model(str(run / "model"))
+        if windows is None:
+            windows = build_task_data(cfg.data, "diagnosis", model.config.preprocess_config).windows["test"]
+        probs.append(predict_windows(model, windows, make_collate(cfg, model), cfg.eval_batch_size))
+    ids = [w["record_id"] for w in windows]
+    _, prob = aggregate_by_record(ids, np.mean(probs, 0))
+    _, y = aggregate_by_record(ids, collate_samples(windows, label_names=model.label_names)["labels"].numpy())
+    return diagnosis_report(y, prob, model.label_names, None, cfg.bootstrap)
 
 
 def main(argv=None) -> int:
@@ -133,6 +171,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/bench_finetune")
     p.add_argument("--minutes", type=float, default=8.0, help="wall-clock budget of the pretraining stage")
     p.add_argument("--steps", type=int, default=0, help="optimizer steps (0: stage default)")
+    p.add_argument("--contrastive", type=float, default=0.5, help="pretraining: ECG-report contrastive loss weight")
+    p.add_argument("--seeds", type=int, default=1, help="finetuning: runs with seeds 0..N-1, probabilities averaged")
+    p.add_argument("--set", nargs="*", default=[], help="finetuning: extra config overrides, e.g. head_pooling=channel")
+    p.add_argument("--width", type=int, default=0, help="pretraining: hidden size (0: the tiny preset's 64)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     import transformers
@@ -143,10 +185,10 @@ def main(argv=None) -> int:
         print(f"shared data not found at {DATA} (set CARDIOFM_SHARED_DATA)")
         return 2
     if args.stage == "pretrain":
-        summary = stage_pretrain(out, args.minutes, args.steps or 2000)
+        summary = stage_pretrain(out, args.minutes, args.steps or 2000, args.contrastive, args.width)
     else:
-        summary = stage_finetune(out, args.stage, args.minutes, args.steps or (400 if args.stage == "diagnosis"
-                                                                              else 300))
+        summary = stage_finetune(out, args.stage, args.steps or (400 if args.stage == "diagnosis" else 300),
+                                 args.seeds, args.set)
     print(json.dumps({"stage": args.stage, **summary}, default=str))
     return 0
 
