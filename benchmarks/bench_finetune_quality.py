@@ -55,9 +55,10 @@ def pretraining_samples(pre) -> list[dict]:
     return samples
 
 
-def stage_pretrain(out: Path, minutes: float, steps: int, contrastive: float = 0.0, width: int = 0) -> dict:
-    """Pretrain a tiny model (0.5 s patches) with masked signal + report modelling (+ ECG-report contrastive with
-    weight `contrastive`; hidden size `width` if set); export OUT/pretrain/model."""
+def stage_pretrain(out: Path, minutes: float, steps: int, contrastive: float = 0.0, width: int = 0,
+                   patch_size: int = 50) -> dict:
+    """Pretrain a tiny model (`patch_size` samples per patch at 100 Hz) with masked signal + report modelling
+    (+ ECG-report contrastive with weight `contrastive`; hidden size `width` if set); export OUT/pretrain/model."""
     from cardiofm.data.collate import collate_samples
     from cardiofm.engine.config import OptimConfig, TrainConfig
     from cardiofm.engine.trainer import Trainer, seed_everything
@@ -66,7 +67,7 @@ def stage_pretrain(out: Path, minutes: float, steps: int, contrastive: float = 0
 
     seed_everything(0)
     sizes = {"hidden_size": width, "intermediate_size": 2 * width, "num_attention_heads": width // 32} if width else {}
-    config = preset_config("tiny", patch_size=50, contrastive_loss_weight=contrastive, **sizes,
+    config = preset_config("tiny", patch_size=patch_size, contrastive_loss_weight=contrastive, **sizes,
                            pretraining_data="shared PTB-XL (folds 1-7), BIDMC 01-08, CinC 2021 sample, MIT-BIH 4 records")
     samples = pretraining_samples(config.preprocess_config)
     texts = [s["text"] for s in samples if s["text"]]
@@ -174,6 +175,7 @@ def main(argv=None) -> int:
     p.add_argument("--contrastive", type=float, default=0.5, help="pretraining: ECG-report contrastive loss weight")
     p.add_argument("--seeds", type=int, default=1, help="finetuning: runs with seeds 0..N-1, probabilities averaged")
     p.add_argument("--set", nargs="*", default=[], help="finetuning: extra config overrides, e.g. head_pooling=channel")
+    p.add_argument("--patch-size", type=int, default=50, help="pretraining: samples per patch at 100 Hz")
     p.add_argument("--width", type=int, default=0, help="pretraining: hidden size (0: the tiny preset's 64)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -185,7 +187,8 @@ def main(argv=None) -> int:
         print(f"shared data not found at {DATA} (set CARDIOFM_SHARED_DATA)")
         return 2
     if args.stage == "pretrain":
-        summary = stage_pretrain(out, args.minutes, args.steps or 2000, args.contrastive, args.width)
+        summary = stage_pretrain(out, args.minutes, args.steps or 2000, args.contrastive, args.width,
+                                 args.patch_size)
     else:
         summary = stage_finetune(out, args.stage, args.steps or (400 if args.stage == "diagnosis" else 300),
                                  args.seeds, args.set)
