@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     p.add_argument("--minutes", type=float, default=8.0, help="wall-clock budget of the pretraining stage")
     p.add_argument("--steps", type=int, default=0, help="optimizer steps (0: stage default)")
     p.add_argument("--contrastive", type=float, default=0.5, help="pretraining: ECG-report contrastive loss weight")
-    p.add_argument("--seeds", type=int, default=3, help="finetuning: runs with seeds 0..N-1, probabilities averaged")
+    p.add_argument("--seeds", type=int, default=3, help="diagnosis: runs with seeds 0..N-1, probabilities averaged")
     p.add_argument("--set", nargs="*", default=[], help="finetuning: extra config overrides, e.g. head_pooling=channel")
     p.add_argument("--patch-size", type=int, default=25, help="pretraining: samples per patch at 100 Hz")
     p.add_argument("--width", type=int, default=0, help="pretraining: hidden size (0: the tiny preset's 64)")
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
                                  args.patch_size)
     else:
         summary = stage_finetune(out, args.stage, args.steps or (400 if args.stage == "diagnosis" else 300),
-                                 args.seeds, args.set)
+                                 args.seeds if args.stage == "diagnosis" else 1, args.set)
     print(json.dumps({"stage": args.stage, **summary}, default=str))
     return 0
 
