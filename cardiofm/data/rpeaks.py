@@ -7,10 +7,8 @@ The detector works in four steps, every width given in seconds so any `fs` works
 3. each lead's slope is normalised by its typical QRS slope and leads are weighted by their peakiness (QRS slope /
    median slope), squared (polarity-free: inverted leads count the same) and summed, then integrated over 80 ms;
 4. peaks of that envelope above a local adaptive threshold (a fraction of the running median of 1 s block maxima,
-   robust to a single artefact and to large ectopic beats) are beats; a candidate soon after a beat is its T wave
-   when much weaker, or when it rises (amplitude / steepest slope, at full rate) 2x slower than that beat; long gaps
-   are searched back at a lower threshold; each beat is then placed on the largest weighted deviation from a local
-   linear baseline across leads.
+   robust to a single artefact and to large ectopic beats) are beats; long gaps are searched back at a lower
+   threshold; each beat is then placed on the largest weighted deviation from a local linear baseline across leads.
 """
 from __future__ import annotations
 
@@ -25,10 +23,6 @@ SEARCHBACK_FRACTION = 0.2     # lower threshold inside gaps longer than SEARCHBA
 SEARCHBACK_RR = 1.5
 T_WAVE_WINDOW_S = 0.36         # a candidate this soon after a beat and much weaker than it is that beat's T wave
 T_WAVE_RATIO = 0.7
-BROAD_RATIO = 2.0              # a candidate rising 2x slower than the beat just before is its T wave, even if taller,
-BROAD_MAX_ENV = 2.0            # unless over twice its envelope: then that "beat" was a noise spike
-RISE_WINDOW_S = 0.07           # half-window, and half-span of the slope, for the rise time
-RISE_SLOPE_S = 0.004
 LEAD_WEIGHT_POWER = 4.0     # emphasises the cleanest leads; noisy leads still add a little
 DETECTION_FS = 100.0           # envelope rate: signals are block-averaged down to 100-200 Hz
 LOCATE_BASELINE_S = 0.1        # half-width of the moving mean subtracted before placing the peak
@@ -147,55 +141,14 @@ def _search_back(peaks: np.ndarray, cands: np.ndarray, env: np.ndarray, level: n
     return np.sort(np.concatenate([peaks, np.asarray(added, dtype=peaks.dtype)])) if added else peaks
 
 
-def _rise_time(x: np.ndarray, w: np.ndarray, centres: np.ndarray, fs: float) -> np.ndarray:
-    """Per candidate, lead-weighted rise time (s): peak |x - 0.2 s moving mean| / peak +-4 ms slope within +-70 ms.
-
-    A QRS rises in ~5-25 ms, a T wave or a baseline step several times slower, muscle noise faster than its beats.
-    """
-    half = max(1, int(round(RISE_WINDOW_S * fs)))
-    pad = max(1, int(round(LOCATE_BASELINE_S * fs)))
-    h = max(1, int(round(RISE_SLOPE_S * fs)))
-    live = np.flatnonzero(w > 0)
-    idx = np.clip(centres[:, None] + np.arange(-half - pad, half + pad + 1), 0, x.shape[1] - 1)
-    wide = np.take(x, idx, axis=1)                                   # (leads, candidates, window)
-    if len(live) < x.shape[0]:
-        wide = wide[live]
-    csum = np.zeros(wide.shape[:-1] + (wide.shape[-1] + 1,), dtype=np.float64)
-    np.cumsum(wide, axis=-1, out=csum[..., 1:])
-    k = 2 * pad + 1
-    core = wide[..., pad:pad + wide.shape[-1] - 2 * pad]
-    amp = np.abs(core - (csum[..., k:] - csum[..., :-k]) / k).max(axis=-1)
-    slope = np.abs(core[..., 2 * h:] - core[..., :-2 * h]).max(axis=-1) * (fs / (2 * h))
-    wl = w[live][:, None]
-    return (wl * amp).sum(axis=0) / np.maximum((wl * slope).sum(axis=0), 1e-12)
-
-
-def _rise_times_of_close_pairs(x: np.ndarray, w: np.ndarray, peaks: np.ndarray, q: float, fd: float) -> np.ndarray:
-    """Rise time (s) of each decimated-rate peak that has a neighbour within T_WAVE_WINDOW_S (NaN elsewhere): only
-    those are ever compared, and skipping the rest keeps the full-rate gather small."""
-    rise = np.full(len(peaks), np.nan)
-    close = np.diff(peaks) < T_WAVE_WINDOW_S * fd
-    need = np.zeros(len(peaks), dtype=bool)
-    need[:-1] |= close
-    need[1:] |= close
-    if need.any():
-        centres = np.minimum((peaks[need] * q + q / 2).astype(np.int64), x.shape[1] - 1)
-        rise[need] = _rise_time(x, w, centres, fd * q)
-    return rise
-
-
-def _reject_t_waves(peaks: np.ndarray, env: np.ndarray, rise: np.ndarray, fs: float) -> np.ndarray:
-    """Drop candidates within T_WAVE_WINDOW_S of the previous beat that are its T wave: much weaker than it, or
-    rising BROAD_RATIO x slower than it (a tall T wave after a small narrow QRS) without dwarfing it."""
+def _reject_t_waves(peaks: np.ndarray, env: np.ndarray, fs: float) -> np.ndarray:
+    """Drop candidates within T_WAVE_WINDOW_S of the previous beat whose envelope is < T_WAVE_RATIO of its."""
     keep = np.ones(len(peaks), dtype=bool)
     last = -1
     for i, p in enumerate(peaks):  # sequential: a rejected T wave must not shadow the next beat
-        if last >= 0 and p - peaks[last] < T_WAVE_WINDOW_S * fs:
-            weak = env[p] < T_WAVE_RATIO * env[peaks[last]]
-            broad = rise[i] > BROAD_RATIO * rise[last] and env[p] < BROAD_MAX_ENV * env[peaks[last]]
-            if weak or broad:
-                keep[i] = False
-                continue
+        if last >= 0 and p - peaks[last] < T_WAVE_WINDOW_S * fs and env[p] < T_WAVE_RATIO * env[peaks[last]]:
+            keep[i] = False
+            continue
         last = i
     return peaks[keep]
 
@@ -239,12 +192,11 @@ def detect_rpeaks(signal: np.ndarray, fs: float, method: str = "cardiofm") -> np
     level = _local_level(env, fd)
     cands, _ = find_peaks(env, distance=max(1, int(round(REFRACTORY_S * fd))))
     peaks = cands[env[cands] > THRESHOLD_FRACTION * level[cands]]
-    q = fs / fd
-    rise = _rise_times_of_close_pairs(x, w, peaks, q, fd)
-    peaks = _reject_t_waves(peaks, env, rise, fd)
+    peaks = _reject_t_waves(peaks, env, fd)
     peaks = _search_back(peaks, cands, env, level, fd)
     if len(peaks) == 0:
         return np.zeros(0, dtype=np.int64)
+    q = fs / fd
     centres = np.minimum((peaks * q + q / 2).astype(np.int64), n - 1)   # decimated index -> full-rate sample
     return np.unique(_locate(x, w, centres, fs)).astype(np.int64)
 
