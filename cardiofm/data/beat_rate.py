@@ -67,3 +67,10 @@ def batch_rate_features(signals: np.ndarray, channel_names: Sequence[Sequence[st
                         fs: float) -> np.ndarray:
     """(B, 6) beat_rate_features of a batch of windows (B, C, T) with per-sample channel names and masks."""
     return np.stack([beat_rate_features(x, names, fs, m) for x, names, m in zip(signals, channel_names, present)])
+
+
+def measured_rate(features: np.ndarray) -> np.ndarray:
+    """Heart rate (bpm) measured in each window from (..., 6) RATE_FEATURES: the ECG median-R-R rate, else the PPG
+    pulse rate, else NaN (nothing detected)."""
+    f = np.asarray(features, np.float64)
+    return np.where(f[..., 2] > 0, f[..., 0], np.where(f[..., 4] > 0, f[..., 3], np.nan))

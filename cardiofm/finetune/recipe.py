@@ -106,21 +106,20 @@ def _head_config(cfg: FinetuneConfig, data: TaskData) -> dict:
     return head
 
 
-def rate_residual_std(windows: list[dict], hr: np.ndarray, present: np.ndarray, fs: float) -> float:
+def rate_residual_std(windows: list[dict], hr: np.ndarray, present: np.ndarray, fs: float) -> float | None:
     """Robust SD (1.4826 MAD, bpm, floor 0.5) of monitor HR minus the measured beat rate over training windows:
-    the scale of the correction a rate-aware head learns."""
-    from ..data.beat_rate import beat_rate_features
+    the scale of the correction a rate-aware head learns; None (the config default) with fewer than two windows."""
+    from ..data.beat_rate import beat_rate_features, measured_rate
 
-    errors = []
-    for w, value, ok in zip(windows, hr, present):
-        f = beat_rate_features(w["signal"], w["channels"], fs, w["channel_mask"])
-        prior = f[0] if f[2] else (f[3] if f[4] else np.nan)
-        if ok and np.isfinite(prior):
-            errors.append(value - prior)
+    if not windows:
+        return None
+    # window by window: stacking every training window into one array would copy the whole training set
+    feats = np.stack([beat_rate_features(w["signal"], w["channels"], fs, w["channel_mask"]) for w in windows])
+    errors = (hr - measured_rate(feats))[present.astype(bool)]
+    errors = errors[np.isfinite(errors)]
     if len(errors) < 2:
-        return 2.0
-    e = np.asarray(errors)
-    return float(max(0.5, 1.4826 * np.median(np.abs(e - np.median(e)))))
+        return None
+    return float(max(0.5, 1.4826 * np.median(np.abs(errors - np.median(errors)))))
 
 
 def build_model(cfg: FinetuneConfig, data: TaskData):

@@ -149,14 +149,15 @@ class TaskModelMixin:
                 "channel_mask": torch.from_numpy(prepared["channel_mask"]).to(device)}
 
     @torch.no_grad()
-    def window_outputs(self, signal: np.ndarray, fs: float, channels: Sequence[str],
-                       batch_size: int = 64) -> torch.Tensor:
-        """Head outputs (W, K) of every window of one recording, in eval mode (the training flag is restored)."""
+    def window_outputs(self, signal: np.ndarray, fs: float, channels: Sequence[str], batch_size: int = 64,
+                       field: str = "logits") -> torch.Tensor:
+        """Output `field` (W, K) of every window of one recording (head logits by default), in eval mode (the
+        training flag is restored)."""
         batch = self.windows_batch(signal, fs, channels)
         was_training = self.training
         self.eval()
         try:
-            outs = [self.forward(**{k: v[i:i + batch_size] for k, v in batch.items()}).logits
+            outs = [getattr(self.forward(**{k: v[i:i + batch_size] for k, v in batch.items()}), field)
                     for i in range(0, len(batch["signals"]), batch_size)]
         finally:
             self.train(was_training)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from transformers.utils import ModelOutput
 
-from ..data.beat_rate import RATE_FEATURES, batch_rate_features
+from ..data.beat_rate import RATE_FEATURES, batch_rate_features, measured_rate
 from ..data.record import VITALS
 from .configuration import CardioFMConfig
 from .modeling import CardioFMModel, CardioFMPreTrainedModel
@@ -87,12 +87,12 @@ class CardioFMForVitals(TaskModelMixin, CardioFMPreTrainedModel):
         vocab = self.config.channel_vocab
         names = [[vocab[i] for i in row] for row in channel_ids.tolist()]
         present = np.ones(channel_ids.shape, bool) if channel_mask is None else channel_mask.bool().cpu().numpy()
-        feats = torch.from_numpy(batch_rate_features(signals.detach().float().cpu().numpy(), names, present,
-                                                     self.config.sampling_rate)).to(signals.device)
+        raw = batch_rate_features(signals.detach().float().cpu().numpy(), names, present, self.config.sampling_rate)
         k = self.config.vital_names.index("HR")
         mean, std = self.config.vital_mean[k], self.config.vital_std[k]
-        e_med, e_mean, e_ok, p_med, p_ok, cv = feats.unbind(-1)
-        prior = torch.where(e_ok > 0, e_med, torch.where(p_ok > 0, p_med, torch.full_like(e_med, mean)))
+        # nothing detected in a window: the training mean stands in for the measurement
+        prior = torch.from_numpy(np.nan_to_num(measured_rate(raw), nan=mean)).to(signals.device, torch.float32)
+        e_med, e_mean, e_ok, p_med, p_ok, cv = torch.from_numpy(raw).to(signals.device).unbind(-1)
         # the disagreement of the two sources, in residual units, tells the head when the ECG count is doubtful
         both = e_ok * p_ok
         gap = (both * (e_med - p_med) / self.config.rate_residual_std).clamp(-5, 5)
@@ -125,16 +125,8 @@ class CardioFMForVitals(TaskModelMixin, CardioFMPreTrainedModel):
             loss = masked_regression_loss(z, (target - base) / scale, mask)
         return VitalsOutput(loss=loss, logits=z, predictions=pred, pooled_output=encoded.pooled_output)
 
-    @torch.no_grad()
     def predict(self, signal: np.ndarray, fs: float, channels: Sequence[str]) -> dict[str, float]:
         """Raw (channels, samples) array at `fs` Hz -> {vital: value in physical units}, mean over windows."""
-        batch = self.windows_batch(signal, fs, channels)
-        was_training = self.training
-        self.eval()
-        try:
-            values = self.forward(**batch).predictions.float().mean(0)
-        finally:
-            self.train(was_training)
-        if not bool(torch.isfinite(values).all()):
-            raise ValueError("model produced NaN/inf vital predictions for this input")
+        # predictions, not logits: with the rate prior each window has its own base, so z does not average linearly
+        values = self.window_outputs(signal, fs, channels, field="predictions").mean(0)
         return {name: float(v) for name, v in zip(self.config.vital_names, values.cpu().numpy())}
