@@ -58,9 +58,10 @@ def pretraining_samples(pre) -> list[dict]:
 
 
 def stage_pretrain(out: Path, minutes: float, steps: int, contrastive: float = 0.5, width: int = 0,
-                   patch_size: int = 25) -> dict:
+                   patch_size: int = 25, beat_tokens: int = 0) -> dict:
     """Pretrain a tiny model (`patch_size` samples per patch at 100 Hz) with masked signal + report modelling
-    (+ ECG-report contrastive with weight `contrastive`; hidden size `width` if set); export OUT/pretrain/model."""
+    (+ ECG-report contrastive with weight `contrastive`; hidden size `width` if set; `beat_tokens` median-beat
+    patches per channel if set); export OUT/pretrain/model."""
     from cardiofm.data.collate import collate_samples
     from cardiofm.engine.config import OptimConfig, TrainConfig
     from cardiofm.engine.trainer import Trainer, seed_everything
@@ -69,6 +70,8 @@ def stage_pretrain(out: Path, minutes: float, steps: int, contrastive: float = 0
 
     seed_everything(0)
     sizes = {"hidden_size": width, "intermediate_size": 2 * width, "num_attention_heads": width // 32} if width else {}
+    if beat_tokens:
+        sizes.update(beat_tokens=beat_tokens, num_segments=3)  # segment 2 = median beats, 0/1 stay for ECG pairs
     config = preset_config("tiny", patch_size=patch_size, contrastive_loss_weight=contrastive, **sizes,
                            pretraining_data="shared PTB-XL (folds 1-7), BIDMC 01-08, CinC 2021 sample, MIT-BIH 4 records")
     samples = pretraining_samples(config.preprocess_config)
@@ -179,6 +182,7 @@ def main(argv=None) -> int:
     p.add_argument("--set", nargs="*", default=[], help="finetuning: extra config overrides, e.g. head_pooling=channel")
     p.add_argument("--patch-size", type=int, default=25, help="pretraining: samples per patch at 100 Hz")
     p.add_argument("--width", type=int, default=0, help="pretraining: hidden size (0: the tiny preset's 64)")
+    p.add_argument("--beat-tokens", type=int, default=0, help="pretraining: median-beat patches per channel (0: off)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     import transformers
@@ -190,7 +194,7 @@ def main(argv=None) -> int:
         return 2
     if args.stage == "pretrain":
         summary = stage_pretrain(out, args.minutes, args.steps or 2000, args.contrastive, args.width,
-                                 args.patch_size)
+                                 args.patch_size, args.beat_tokens)
     else:
         summary = stage_finetune(out, args.stage, args.steps or (400 if args.stage == "diagnosis" else 300),
                                  args.seeds if args.stage == "diagnosis" else 1, args.set)

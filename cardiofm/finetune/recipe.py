@@ -62,7 +62,8 @@ class FinetuneConfig:
     eval_batch_size: int = 128
     bootstrap: int = 500                # bootstrap resamples for CIs (0: none)
     data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
-    head_pooling: Literal["mean", "channel"] = "mean"   # channel: per-lead features concatenated
+    head_pooling: Literal["mean", "channel", "beat"] = "mean"   # channel: per-lead features concatenated; beat:
+                                                               # per-lead median-beat token features (beat_tokens)
     train: FinetuneTrainConfig = field(default_factory=FinetuneTrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)   # on-the-fly training augmentation, e.g. STAR
 

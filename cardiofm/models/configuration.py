@@ -39,6 +39,8 @@ class CardioFMConfig(PreTrainedConfig):
     channel_vocab: list[str] | None = None    # channel names; a channel's embedding row is its index here
     ecg_input_scale: float = 5.0              # ECG enters in mV (std ~0.2): x5 gives unit scale like z-scored PPG
     num_segments: int = 2                     # two ECGs side by side (question answering on a pair)
+    beat_tokens: int = 0                      # median-beat patches per channel (0: off); they start one patch
+                                              # before the R peak and take the last segment id
     time_embed_dim: int = 128                 # sinusoidal features of a patch's absolute time
     max_time_period_s: float = 1000.0         # longest sinusoid period, seconds (>> any window)
     time_rope: bool = True                    # rotary attention over patch time: same-time tokens find each other
@@ -84,6 +86,8 @@ class CardioFMConfig(PreTrainedConfig):
             raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
         if self.signal_loss_norm not in ("channel_var", "none"):
             raise ValueError(f"signal_loss_norm must be 'channel_var' or 'none', got {self.signal_loss_norm!r}")
+        if self.beat_tokens < 0 or (self.beat_tokens and self.num_segments < 2):
+            raise ValueError(f"beat_tokens {self.beat_tokens} needs >= 0 and num_segments >= 2 (its own segment id)")
         if self.time_embed_dim % 2:
             raise ValueError(f"time_embed_dim must be even, got {self.time_embed_dim}")
         if self.text_mask_id >= self.text_vocab_size:
@@ -103,6 +107,11 @@ class CardioFMConfig(PreTrainedConfig):
     def window_s(self) -> float:
         """Training window length (maximum duration seen in pretraining), seconds."""
         return float(self.preprocess["window_s"])
+
+    @property
+    def beat_segment(self) -> int:
+        """Segment id of the median-beat tokens: the last one (QA pairs with beat tokens need num_segments 3)."""
+        return self.num_segments - 1
 
     @property
     def patch_duration_s(self) -> float:

@@ -29,8 +29,11 @@ class MaskingPlan:
 
 
 def plan_masking(channel_mask: torch.Tensor, patches_per_channel: int, mask_ratio: float, channel_mask_prob: float,
-                 generator: torch.Generator | None = None) -> MaskingPlan:
+                 generator: torch.Generator | None = None, token_present: torch.Tensor | None = None) -> MaskingPlan:
     """channel_mask (B, C) bool -> MaskingPlan hiding exactly N_present - floor(N_present * (1 - mask_ratio)) tokens.
+
+    token_present (B, C * P) bool narrows presence below the channel level (median-beat tokens of a window without
+    detected beats); by default every token of a present channel is present.
 
     With probability channel_mask_prob a sample also hides k whole present channels, k uniform in
     [1, floor(mask_ratio * present channels)]; that bound keeps the dropped tokens inside the masked budget, so the
@@ -53,6 +56,8 @@ def plan_masking(channel_mask: torch.Tensor, patches_per_channel: int, mask_rati
 
     # token noise: visible candidates in [0, 1), dropped channels in [1, 2), missing channels in [2, 3)
     present = present_ch.unsqueeze(-1).expand(b, c, p).reshape(b, c * p)
+    if token_present is not None:
+        present = present & token_present.bool()
     drop_tok = dropped.unsqueeze(-1).expand(b, c, p).reshape(b, c * p)
     noise = rand(b, c * p) + drop_tok.float() + (~present).float() * 2.0
     ids_shuffle = torch.argsort(noise, dim=1)

@@ -10,6 +10,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from .beat_tokens import beat_inputs
 from .configuration import CardioFMConfig
 from .encoder import TransformerEncoder, gather_tokens, joint_attention_mask
 from .layers import SIGNAL_MODALITY, TEXT_MODALITY, ChannelPatchEmbed, SignalEmbedding, TextEmbedding, time_rotary
@@ -20,7 +21,10 @@ class CardioFMModelOutput(ModelOutput):
     """Encoder output; N = C * P signal tokens (channel-major) followed by L text tokens.
 
     last_hidden_state: (B, N, H), zeros at missing channels / padding; token_mask: (B, N) bool, True = real token;
-    pooled_output: (B, H) mean over real signal tokens; signal_hidden_state: (B, C, P, H) per channel and patch;
+    pooled_output: (B, H) mean over real signal tokens (with median-beat tokens: the mean of the raw-token mean and
+    the beat-token mean, so 3 beat tokens per lead are not outweighed by 40 raw ones); signal_hidden_state:
+    (B, C, P, H) per channel and raw patch; beat_hidden_state: (B, C, config.beat_tokens, H) or None, with
+    beat_token_mask (B, C, config.beat_tokens) bool (False: channel missing or no beats found);
     text_hidden_state: (B, L, H) or None.
     """
 
@@ -28,6 +32,8 @@ class CardioFMModelOutput(ModelOutput):
     token_mask: torch.Tensor | None = None
     pooled_output: torch.Tensor | None = None
     signal_hidden_state: torch.Tensor | None = None
+    beat_hidden_state: torch.Tensor | None = None
+    beat_token_mask: torch.Tensor | None = None
     text_hidden_state: torch.Tensor | None = None
 
 
@@ -200,16 +206,38 @@ class CardioFMModel(CardioFMPreTrainedModel):
         return channel_mask, time_offsets, segment_ids
 
     def embed_signals(self, signals, channel_ids, channel_mask=None, time_offsets=None, segment_ids=None):
-        """Signals (B, C, T) -> tokens (B, C*P, H), patches (B, C, P, patch_size), present mask (B, C*P) and
-        patch start times (B, C*P) in seconds."""
+        """Signals (B, C, T) -> tokens (B, C*P', H), patches (B, C, P', patch_size), present mask (B, C*P') and
+        patch start times (B, C*P') in seconds; P' = P raw patches + config.beat_tokens median-beat patches."""
         channel_mask, time_offsets, segment_ids = self._defaults(signals, channel_ids, channel_mask, time_offsets,
                                                                  segment_ids)
         modality = self.modality_embed.weight[SIGNAL_MODALITY]
         scale = self.config.channel_input_scales(signals.device)[channel_ids]
         tokens, patches, times = self.signal_embed(signals, channel_ids, time_offsets, segment_ids, modality, scale)
         b, c, p, h = tokens.shape
-        present = channel_mask.unsqueeze(-1).expand(b, c, p).reshape(b, c * p)
-        return tokens.reshape(b, c * p, h), patches, present, times.reshape(b, c * p)
+        present = channel_mask.unsqueeze(-1).expand(b, c, p)
+        if self.config.beat_tokens:
+            cfg = self.config
+            beats, ok, start = beat_inputs(signals, channel_ids, channel_mask, cfg.channel_vocab, cfg.sampling_rate,
+                                           cfg.patch_size, cfg.beat_tokens * cfg.patch_size)
+            # placed one patch before the R peak of the beat nearest the window centre, under their own segment id
+            beat_tok, beat_patches, beat_times = self.signal_embed(
+                beats, channel_ids, time_offsets + start[:, None], torch.full_like(segment_ids, cfg.beat_segment),
+                modality, scale)
+            tokens, patches = torch.cat([tokens, beat_tok], 2), torch.cat([patches, beat_patches], 2)
+            times = torch.cat([times, beat_times], 2)
+            beat_present = (channel_mask & ok[:, None]).unsqueeze(-1).expand(b, c, cfg.beat_tokens)
+            present = torch.cat([present, beat_present], 2)
+        p = tokens.shape[2]
+        return tokens.reshape(b, c * p, h), patches, present.reshape(b, c * p), times.reshape(b, c * p)
+
+    def token_segments(self, segment_ids: torch.Tensor | None, channel_ids: torch.Tensor, tokens_per_channel: int):
+        """(B, C) segment ids -> (B, C*P') per signal token, the median-beat patches under config.beat_segment."""
+        seg = torch.zeros_like(channel_ids) if segment_ids is None else segment_ids
+        b, c = channel_ids.shape
+        per_token = seg.unsqueeze(-1).expand(b, c, tokens_per_channel).clone()
+        if self.config.beat_tokens:
+            per_token[..., tokens_per_channel - self.config.beat_tokens:] = self.config.beat_segment
+        return per_token.reshape(b, c * tokens_per_channel)
 
     def embed_text(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Token ids (B, L) -> (B, L, H) text tokens."""
@@ -262,15 +290,26 @@ class CardioFMModel(CardioFMPreTrainedModel):
         """
         ctx, order, present, patches = self.encode_present(signals, channel_ids, channel_mask, time_offsets,
                                                            input_ids, text_mask, segment_ids)
-        b, c, p, _ = patches.shape
+        b, c, pt, _ = patches.shape
+        p = pt - self.config.beat_tokens
         k, h = ctx.num_signal, ctx.hidden.shape[-1]
         sig = ctx.hidden[:, :k] * ctx.valid[:, :k, None]
-        full = torch.zeros(b, c * p, h, dtype=sig.dtype, device=sig.device).scatter(
+        full = torch.zeros(b, c * pt, h, dtype=sig.dtype, device=sig.device).scatter(
             1, order[..., None].expand(-1, -1, h), sig)
-        full = full * present[..., None]  # padding rows land on missing-channel slots: keep those zero
-        pooled = full.sum(1) / present.sum(1, keepdim=True).clamp_min(1)
+        full = (full * present[..., None]).view(b, c, pt, h)  # padding rows land on missing slots: keep those zero
+        present = present.view(b, c, pt)
+        raw, raw_present = full[:, :, :p], present[:, :, :p]
+        pooled = raw.sum((1, 2)) / raw_present.sum((1, 2))[:, None].clamp_min(1)
+        beat_hidden = beat_mask = None
+        if self.config.beat_tokens:
+            beat_mask = present[:, :, p:]
+            beat_hidden, n_beat = full[:, :, p:], present[:, :, p:].sum((1, 2))[:, None]
+            beat_mean = beat_hidden.sum((1, 2)) / n_beat.clamp_min(1)
+            pooled = torch.where(n_beat > 0, 0.5 * (pooled + beat_mean), pooled)
+        raw_flat, raw_mask = raw.reshape(b, c * p, h), raw_present.reshape(b, c * p)
         text_hidden = ctx.hidden[:, k:] if input_ids is not None else None
-        last = full if text_hidden is None else torch.cat([full, text_hidden], dim=1)
-        token_mask = present if text_hidden is None else torch.cat([present, ctx.valid[:, k:]], dim=1)
+        last = raw_flat if text_hidden is None else torch.cat([raw_flat, text_hidden], dim=1)
+        token_mask = raw_mask if text_hidden is None else torch.cat([raw_mask, ctx.valid[:, k:]], dim=1)
         return CardioFMModelOutput(last_hidden_state=last, token_mask=token_mask, pooled_output=pooled,
-                                   signal_hidden_state=full.view(b, c, p, h), text_hidden_state=text_hidden)
+                                   signal_hidden_state=raw, beat_hidden_state=beat_hidden, beat_token_mask=beat_mask,
+                                   text_hidden_state=text_hidden)

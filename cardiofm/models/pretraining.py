@@ -106,7 +106,7 @@ class CardioFMForPretraining(CardioFMPreTrainedModel):
                                                            segment_ids)
         b, c, p, _ = patches.shape
         channel_mask = present.view(b, c, p)[..., 0]
-        plan = plan_masking(channel_mask, p, cfg.mask_ratio, cfg.channel_mask_prob, generator)
+        plan = plan_masking(channel_mask, p, cfg.mask_ratio, cfg.channel_mask_prob, generator, present)
         visible = gather_tokens(tokens, plan.visible_ids)
 
         text_tokens = text_targets = None
@@ -123,9 +123,8 @@ class CardioFMForPretraining(CardioFMPreTrainedModel):
 
         # decoder queries: each sample's hidden present tokens, addressed by (channel id, patch time, segment)
         q_ids, q_valid = _query_slots(plan, present.sum(1))
-        seg = torch.zeros_like(channel_ids) if segment_ids is None else segment_ids
         tok_channel = channel_ids.unsqueeze(-1).expand(b, c, p).reshape(b, c * p)
-        tok_segment = seg.unsqueeze(-1).expand(b, c, p).reshape(b, c * p)
+        tok_segment = cf.token_segments(segment_ids, channel_ids, p)
         pred = self.decoder(hidden, ctx_valid, torch.gather(tok_channel, 1, q_ids), torch.gather(times, 1, q_ids),
                             torch.gather(tok_segment, 1, q_ids), q_valid,
                             context_times_s=F.pad(vis_times, (0, hidden.shape[1] - k))).float()
@@ -167,7 +166,9 @@ class CardioFMForPretraining(CardioFMPreTrainedModel):
         # padded query slots repeat an index; adding their zeroed predictions leaves real slots intact
         full_pred = full_pred.scatter_add(1, q_ids[..., None].expand_as(pred), pred.detach() * q_valid[..., None])
         visible_mask = (plan.ids_restore < plan.num_visible[:, None]) & present
+        raw = p - cfg.beat_tokens  # per-patch outputs cover the raw window (median-beat patches are in the loss only)
         return CardioFMPretrainingOutput(
-            loss=loss, losses=losses, reconstruction_mse=mse.detach(), predictions=full_pred.view(b, c, p, -1).detach(), targets=patches.detach(),
-            loss_mask=plan.masked.view(b, c, p), visible_mask=visible_mask.view(b, c, p),
+            loss=loss, losses=losses, reconstruction_mse=mse.detach(),
+            predictions=full_pred.view(b, c, p, -1)[:, :, :raw].detach(), targets=patches[:, :, :raw].detach(),
+            loss_mask=plan.masked.view(b, c, p)[:, :, :raw], visible_mask=visible_mask.view(b, c, p)[:, :, :raw],
             dropped_channels=plan.dropped_channels, text_logits=text_logits, text_targets=text_targets)

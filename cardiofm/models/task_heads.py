@@ -45,8 +45,29 @@ class ChannelPooledHead(nn.Module):
         return self.proj(self.dropout(per_channel.flatten(1)))
 
 
+class BeatTokenHead(nn.Module):
+    """Median-beat token features kept by lead and by phase (P-PR, QRS-ST, T for 3 beat tokens) -> LayerNorm ->
+    concatenated (missing slots zero) beside the normed pooled feature -> Linear.
+
+    The learned analogue of median-beat template features: where a finding sits in the beat and in which lead;
+    input pooled (B, H), beat features (B, C, Pb, H) and their mask (B, C, Pb)."""
+
+    def __init__(self, hidden_size: int, num_slots: int, num_outputs: int, dropout: float = 0.0, eps: float = 1e-6):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.pool_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+        self.proj = nn.Linear(hidden_size * (num_slots + 1), num_outputs)
+
+    def forward(self, pooled: torch.Tensor, beat_hidden: torch.Tensor, beat_mask: torch.Tensor) -> torch.Tensor:
+        """(B, H), (B, C, Pb, H), (B, C, Pb) bool -> (B, num_outputs)."""
+        slots = self.norm(beat_hidden) * beat_mask[..., None].to(beat_hidden.dtype)
+        return self.proj(self.dropout(torch.cat([self.pool_norm(pooled), slots.flatten(1)], 1)))
+
+
 def build_head(config, num_outputs: int) -> nn.Module:
-    """The head named by config `head_pooling`: "mean" (PooledHead, default) or "channel" (ChannelPooledHead)."""
+    """The head named by config `head_pooling`: "mean" (PooledHead, default), "channel" (ChannelPooledHead) or
+    "beat" (BeatTokenHead; needs a checkpoint with beat_tokens)."""
     dropout = getattr(config, "classifier_dropout", 0.0) or 0.0
     kind = getattr(config, "head_pooling", "mean") or "mean"
     if kind == "mean":
@@ -54,7 +75,12 @@ def build_head(config, num_outputs: int) -> nn.Module:
     if kind == "channel":
         return ChannelPooledHead(config.hidden_size, len(config.preprocess["channels"]), num_outputs, dropout,
                                  config.layer_norm_eps)
-    raise ValueError(f"unknown head_pooling {kind!r}; use 'mean' or 'channel'")
+    if kind == "beat":
+        if not config.beat_tokens:
+            raise ValueError("head_pooling 'beat' needs a model with median-beat tokens (config.beat_tokens > 0)")
+        slots = len(config.preprocess["channels"]) * config.beat_tokens
+        return BeatTokenHead(config.hidden_size, slots, num_outputs, dropout, config.layer_norm_eps)
+    raise ValueError(f"unknown head_pooling {kind!r}; use 'mean', 'channel' or 'beat'")
 
 
 def apply_head(head: nn.Module, encoded, channel_mask: torch.Tensor | None) -> torch.Tensor:
@@ -63,6 +89,8 @@ def apply_head(head: nn.Module, encoded, channel_mask: torch.Tensor | None) -> t
         mask = encoded.token_mask[:, :encoded.signal_hidden_state.shape[1] * encoded.signal_hidden_state.shape[2]]
         present = mask.view(*encoded.signal_hidden_state.shape[:3]).any(-1)
         return head(encoded.signal_hidden_state, present)
+    if isinstance(head, BeatTokenHead):
+        return head(encoded.pooled_output, encoded.beat_hidden_state, encoded.beat_token_mask)
     return head(encoded.pooled_output)
 
 
