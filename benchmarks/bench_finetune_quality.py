@@ -101,7 +101,8 @@ def _train_until(trainer, deadline: float):
         timer.cancel()
 
 
-def stage_finetune(out: Path, task: str, steps: int, seeds: int = 1, extra: list[str] | None = None) -> dict:
+def stage_finetune(out: Path, task: str, steps: int, seeds: int = 1, extra: list[str] | None = None,
+                   first_seed: int = 0) -> dict:
     """Finetune the pretrained model with the recipe (`seeds` runs, probabilities averaged for diagnosis), then
     score the baselines on the same test windows."""
     from cardiofm.config import load_config
@@ -115,7 +116,7 @@ def stage_finetune(out: Path, task: str, steps: int, seeds: int = 1, extra: list
     root = DATA / ("ptbxl" if task == "diagnosis" else "bidmc")
     t0 = time.time()
     runs = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         run = out / task / (f"seed{seed}" if seeds > 1 else "")
         cfg = load_config(FinetuneConfig, yaml, [f"model={model}", f"output_dir={run}", f"data.root={root}",
                                                  f"train.max_steps={steps}", "train.eval_every=50",
@@ -178,7 +179,8 @@ def main(argv=None) -> int:
     p.add_argument("--minutes", type=float, default=8.0, help="wall-clock budget of the pretraining stage")
     p.add_argument("--steps", type=int, default=0, help="optimizer steps (0: stage default)")
     p.add_argument("--contrastive", type=float, default=0.5, help="pretraining: ECG-report contrastive loss weight")
-    p.add_argument("--seeds", type=int, default=3, help="diagnosis: runs with seeds 0..N-1, probabilities averaged")
+    p.add_argument("--seeds", type=int, default=3, help="diagnosis: runs with seeds F..F+N-1, probabilities averaged")
+    p.add_argument("--first-seed", type=int, default=0, help="diagnosis: first seed F (a second ensemble: 3)")
     p.add_argument("--set", nargs="*", default=[], help="finetuning: extra config overrides, e.g. head_pooling=channel")
     p.add_argument("--patch-size", type=int, default=25, help="pretraining: samples per patch at 100 Hz")
     p.add_argument("--width", type=int, default=0, help="pretraining: hidden size (0: the tiny preset's 64)")
@@ -197,7 +199,7 @@ def main(argv=None) -> int:
                                  args.patch_size, args.beat_tokens)
     else:
         summary = stage_finetune(out, args.stage, args.steps or (400 if args.stage == "diagnosis" else 300),
-                                 args.seeds if args.stage == "diagnosis" else 1, args.set)
+                                 args.seeds if args.stage == "diagnosis" else 1, args.set, args.first_seed)
     print(json.dumps({"stage": args.stage, **summary}, default=str))
     return 0
 

@@ -127,3 +127,15 @@ def test_beat_head_reads_each_lead_and_phase(ptbxl_samples):
     with pytest.raises(ValueError, match="beat_tokens"):
         from cardiofm.models.task_heads import build_head
         build_head(preset_config("tiny", head_pooling="beat"), 2)
+
+
+def test_recipe_picks_the_beat_head_for_a_beat_checkpoint(tmp_path):
+    from cardiofm.finetune.recipe import FinetuneConfig, encoder_overrides
+
+    CardioFMForPretraining(_beat_config()).save_pretrained(tmp_path)
+    assert encoder_overrides(FinetuneConfig(model=str(tmp_path))) == {"beat_tokens": BEATS, "head_pooling": "beat"}
+    assert encoder_overrides(FinetuneConfig(model=str(tmp_path), beat_tokens=0)) == {"beat_tokens": 0,
+                                                                                     "head_pooling": "mean"}
+    assert encoder_overrides(FinetuneConfig(model="tiny")) == {"beat_tokens": 0, "head_pooling": "mean"}
+    assert encoder_overrides(FinetuneConfig(model="tiny", beat_tokens=2, head_pooling="channel")) == {
+        "beat_tokens": 2, "head_pooling": "channel"}

@@ -62,8 +62,12 @@ class FinetuneConfig:
     eval_batch_size: int = 128
     bootstrap: int = 500                # bootstrap resamples for CIs (0: none)
     data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
-    head_pooling: Literal["mean", "channel", "beat"] = "mean"   # channel: per-lead features concatenated; beat:
-                                                               # per-lead median-beat token features (beat_tokens)
+    # auto: "beat" when the encoder has median-beat tokens, else "mean"; channel: per-lead features concatenated;
+    # beat: per-lead, per-beat-phase median-beat token features
+    head_pooling: Literal["auto", "mean", "channel", "beat"] = "auto"
+    # median-beat patches per channel: None keeps the checkpoint's; N > 0 adds them to an encoder pretrained
+    # without (their segment embedding then starts untrained), 0 removes them
+    beat_tokens: int | None = None
     train: FinetuneTrainConfig = field(default_factory=FinetuneTrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)   # on-the-fly training augmentation, e.g. STAR
 
@@ -82,7 +86,7 @@ def _head_config(cfg: FinetuneConfig, data: TaskData) -> dict:
     from ..models.task_heads import pos_weight_from_labels, target_stats
 
     train = data.windows["train"]
-    head = {"classifier_dropout": cfg.dropout, "head_pooling": cfg.head_pooling}
+    head = {"classifier_dropout": cfg.dropout}
     if cfg.task == "diagnosis":
         head.update(label_config(data.label_names), diagnosis_loss=cfg.loss)
         if cfg.class_weighting:
@@ -123,12 +127,22 @@ def rate_residual_std(windows: list[dict], hr: np.ndarray, present: np.ndarray, 
     return float(max(0.5, 1.4826 * np.median(np.abs(errors - np.median(errors)))))
 
 
+def encoder_overrides(cfg: FinetuneConfig) -> dict:
+    """Config values set on the starting encoder: median-beat tokens (if asked) and the resolved head pooling."""
+    from ..models import CardioFMConfig, list_presets, preset_config
+
+    base = preset_config(cfg.model) if cfg.model in list_presets() else CardioFMConfig.from_pretrained(cfg.model)
+    beats = base.beat_tokens if cfg.beat_tokens is None else cfg.beat_tokens
+    pooling = cfg.head_pooling if cfg.head_pooling != "auto" else ("beat" if beats else "mean")
+    return {"beat_tokens": beats, "head_pooling": pooling}
+
+
 def build_model(cfg: FinetuneConfig, data: TaskData):
     """Task model: a checkpoint's encoder (only head keys may be missing) or a fresh preset; frozen for probing."""
     from ..models import CardioFMForDiagnosis, CardioFMForTarget, CardioFMForVitals, list_presets, preset_config
 
     cls = {"diagnosis": CardioFMForDiagnosis, "vitals": CardioFMForVitals, "target": CardioFMForTarget}[cfg.task]
-    head = _head_config(cfg, data)
+    head = {**_head_config(cfg, data), **encoder_overrides(cfg)}
     if cfg.model in list_presets():
         logger.warning("model %r is a preset: the encoder starts from random weights (no pretraining)", cfg.model)
         model = cls(preset_config(cfg.model, **head))
