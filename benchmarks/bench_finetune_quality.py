@@ -81,7 +81,8 @@ def stage_pretrain(out: Path, minutes: float, steps: int, contrastive: float = 0
     logger.info("pretraining on %d windows (%d with reports)", len(samples), len(texts))
     cfg = TrainConfig(max_steps=steps, batch_size=32, log_every=25, checkpoint_every=0, trackers=["none"],
                       optim=OptimConfig(lr=1e-3, warmup_steps=20))
-    collate = lambda b: collate_samples(b, tokenizer=tok, max_text_len=48)  # noqa: E731
+    collate = lambda b: collate_samples(b, tokenizer=tok, max_text_len=48,  # noqa: E731
+                                        beat_window=config.beat_window)
     trainer = Trainer(model, cfg, samples, collate, output_dir=out / "pretrain")
     deadline = time.time() + minutes * 60
     result = _train_until(trainer, deadline)

@@ -10,7 +10,7 @@ from cardiofm.data.collate import collate_samples
 from cardiofm.data.preprocess import PreprocessConfig, preprocess_record
 from cardiofm.data.readers.ptbxl import ptbxl_ids, read_ptbxl
 from cardiofm.models import CardioFMForPretraining, CardioFMModel, preset_config
-from cardiofm.models.beat_tokens import median_beats
+from cardiofm.data.median_beat import BEAT_KEYS, median_beats
 
 from conftest import shared_path
 
@@ -139,3 +139,15 @@ def test_recipe_picks_the_beat_head_for_a_beat_checkpoint(tmp_path):
     assert encoder_overrides(FinetuneConfig(model="tiny")) == {"beat_tokens": 0, "head_pooling": "mean"}
     assert encoder_overrides(FinetuneConfig(model="tiny", beat_tokens=2, head_pooling="channel")) == {
         "beat_tokens": 2, "head_pooling": "channel"}
+
+
+def test_beats_precomputed_in_collate_match_the_forward(ptbxl_samples):
+    torch.manual_seed(0)
+    model = CardioFMModel(_beat_config()).eval()
+    batch = collate_samples(ptbxl_samples[:4], beat_window=model.config.beat_window)
+    assert set(BEAT_KEYS) <= set(batch) and batch["beat_signals"].shape == (4, 13, BEATS * PATCH)
+    plain = {k: v for k, v in batch.items() if k not in BEAT_KEYS}
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).pooled_output, model(**plain).pooled_output)
+        shifted = dict(batch, beat_start_s=batch["beat_start_s"] + 1.0)  # the precomputed values are what is used
+        assert not torch.allclose(model(**shifted).pooled_output, model(**plain).pooled_output)

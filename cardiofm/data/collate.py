@@ -28,8 +28,12 @@ def multi_hot(labels: Sequence[Sequence[str]], label_names: Sequence[str]) -> to
 
 def collate_samples(samples: Sequence[dict], tokenizer: TextEncoder | None = None, max_text_len: int = 64,
                     label_names: Sequence[str] | None = None,
-                    vocab: Sequence[str] = CHANNEL_VOCAB) -> dict[str, torch.Tensor]:
-    """Stack samples into a batch: signals (B, C, T), channel_ids/channel_mask/time_offsets (B, C), text, targets."""
+                    vocab: Sequence[str] = CHANNEL_VOCAB,
+                    beat_window: tuple[float, int, int] | None = None) -> dict[str, torch.Tensor]:
+    """Stack samples into a batch: signals (B, C, T), channel_ids/channel_mask/time_offsets (B, C), text, targets.
+
+    beat_window (a model config's `beat_window`): also precompute the median beats of its beat tokens, here in the
+    DataLoader workers rather than in the model's forward on the training process."""
     channels = list(samples[0]["channels"])
     if any(list(s["channels"]) != channels for s in samples):
         raise ValueError("samples in one batch must share the channel layout (one PreprocessConfig)")
@@ -41,6 +45,11 @@ def collate_samples(samples: Sequence[dict], tokenizer: TextEncoder | None = Non
         "time_offsets": torch.from_numpy(np.stack([
             np.asarray(s.get("time_offsets", np.zeros(len(channels))), dtype=np.float32) for s in samples])),
     }
+    if beat_window is not None:
+        from .median_beat import median_beat_batch
+
+        batch.update(median_beat_batch(batch["signals"], batch["channel_ids"], batch["channel_mask"], vocab,
+                                       *beat_window))
     if "vitals" in samples[0]:
         batch["vitals"] = torch.from_numpy(np.stack([np.asarray(s["vitals"], dtype=np.float32) for s in samples]))
         batch["vitals_mask"] = torch.from_numpy(np.stack([np.asarray(s["vitals_mask"], dtype=bool) for s in samples]))

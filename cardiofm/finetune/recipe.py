@@ -161,7 +161,7 @@ def make_collate(cfg: FinetuneConfig, model):
     classes = {c: i for i, c in enumerate(model.output_names)} if cfg.task == "target" and model.is_classifier else None
 
     def collate(samples):
-        batch = collate_samples(samples, label_names=names, vocab=vocab)
+        batch = collate_samples(samples, label_names=names, vocab=vocab, beat_window=model.config.beat_window)
         if cfg.task == "target":
             if classes is not None:
                 batch["targets"] = torch.tensor([classes.get(str(s["target"]), 0) for s in samples])

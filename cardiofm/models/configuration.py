@@ -114,6 +114,13 @@ class CardioFMConfig(PreTrainedConfig):
         return self.num_segments - 1
 
     @property
+    def beat_window(self) -> tuple[float, int, int] | None:
+        """(fs Hz, samples before the R peak, samples per median beat) of the beat tokens, or None when off."""
+        if not self.beat_tokens:
+            return None
+        return self.sampling_rate, self.patch_size, self.beat_tokens * self.patch_size
+
+    @property
     def patch_duration_s(self) -> float:
         """Duration of one signal token, seconds."""
         return self.patch_size / self.sampling_rate

@@ -10,7 +10,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .beat_tokens import beat_inputs
+from ..data.median_beat import BEAT_KEYS, median_beat_batch
 from .configuration import CardioFMConfig
 from .encoder import TransformerEncoder, gather_tokens, joint_attention_mask
 from .layers import SIGNAL_MODALITY, TEXT_MODALITY, ChannelPatchEmbed, SignalEmbedding, TextEmbedding, time_rotary
@@ -147,6 +147,11 @@ def rotary_for(cfg: CardioFMConfig, signal_times: torch.Tensor | None, length: i
     return time_rotary(times, rot, 2 * cfg.patch_duration_s, cfg.rope_max_period_s)
 
 
+def batch_beats(batch: dict) -> dict | None:
+    """The precomputed median beats carried by a batch (median_beat_batch keys), or None."""
+    return {k: batch[k] for k in BEAT_KEYS} if all(k in batch for k in BEAT_KEYS) else None
+
+
 def check_loading_info(model: CardioFMPreTrainedModel, info: dict, source: str) -> None:
     """Raise naming the keys if loading missed anything but the model's head or met unexpected non-pretraining keys."""
     head = {k for k in model.state_dict() if k.startswith(tuple(model.head_key_prefixes))} if model.head_key_prefixes \
@@ -205,9 +210,12 @@ class CardioFMModel(CardioFMPreTrainedModel):
         segment_ids = torch.zeros(b, c, dtype=torch.long, device=dev) if segment_ids is None else segment_ids
         return channel_mask, time_offsets, segment_ids
 
-    def embed_signals(self, signals, channel_ids, channel_mask=None, time_offsets=None, segment_ids=None):
+    def embed_signals(self, signals, channel_ids, channel_mask=None, time_offsets=None, segment_ids=None,
+                      beats: dict | None = None):
         """Signals (B, C, T) -> tokens (B, C*P', H), patches (B, C, P', patch_size), present mask (B, C*P') and
-        patch start times (B, C*P') in seconds; P' = P raw patches + config.beat_tokens median-beat patches."""
+        patch start times (B, C*P') in seconds; P' = P raw patches + config.beat_tokens median-beat patches.
+
+        beats: precomputed median_beat_batch output (from a collate function); computed here when None."""
         channel_mask, time_offsets, segment_ids = self._defaults(signals, channel_ids, channel_mask, time_offsets,
                                                                  segment_ids)
         modality = self.modality_embed.weight[SIGNAL_MODALITY]
@@ -217,11 +225,12 @@ class CardioFMModel(CardioFMPreTrainedModel):
         present = channel_mask.unsqueeze(-1).expand(b, c, p)
         if self.config.beat_tokens:
             cfg = self.config
-            beats, ok, start = beat_inputs(signals, channel_ids, channel_mask, cfg.channel_vocab, cfg.sampling_rate,
-                                           cfg.patch_size, cfg.beat_tokens * cfg.patch_size)
+            if beats is None:
+                beats = median_beat_batch(signals, channel_ids, channel_mask, cfg.channel_vocab, *cfg.beat_window)
+            ok, start = beats["beat_ok"].bool(), beats["beat_start_s"]
             # placed one patch before the R peak of the beat nearest the window centre, under their own segment id
             beat_tok, beat_patches, beat_times = self.signal_embed(
-                beats, channel_ids, time_offsets + start[:, None], torch.full_like(segment_ids, cfg.beat_segment),
+                beats["beat_signals"].to(signals.dtype), channel_ids, time_offsets + start[:, None], torch.full_like(segment_ids, cfg.beat_segment),
                 modality, scale)
             tokens, patches = torch.cat([tokens, beat_tok], 2), torch.cat([patches, beat_patches], 2)
             times = torch.cat([times, beat_times], 2)
@@ -261,10 +270,10 @@ class CardioFMModel(CardioFMPreTrainedModel):
         return rotary_for(cfg, signal_times, length, dim // heads)
 
     def encode_present(self, signals, channel_ids, channel_mask=None, time_offsets=None, input_ids=None,
-                       text_mask=None, segment_ids=None):
+                       text_mask=None, segment_ids=None, beats: dict | None = None):
         """Encode only present tokens -> (EncodedContext, order (B, K) token indices, present (B, C*P), patches)."""
         tokens, patches, present, tok_times = self.embed_signals(signals, channel_ids, channel_mask, time_offsets,
-                                                                 segment_ids)
+                                                                 segment_ids, beats)
         counts = present.sum(1)
         k = int(counts.max())
         # stable sort puts present tokens first in their original order; padding rows are masked out of attention
@@ -282,14 +291,16 @@ class CardioFMModel(CardioFMPreTrainedModel):
     def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor | None = None,
                 time_offsets: torch.Tensor | None = None, input_ids: torch.Tensor | None = None,
                 text_mask: torch.Tensor | None = None, segment_ids: torch.Tensor | None = None,
-                **unused) -> CardioFMModelOutput:
+                beats: dict | None = None, **unused) -> CardioFMModelOutput:
         """signals (B, C, T) at config.sampling_rate Hz, channel_ids (B, C) CHANNEL_VOCAB ids, channel_mask (B, C),
         time_offsets (B, C) seconds, input_ids/text_mask (B, L), segment_ids (B, C) -> CardioFMModelOutput.
 
+        beats: precomputed median beats (else the batch's beat_signals/beat_ok/beat_start_s, else computed here).
         Other batch keys (vitals, labels, ...) are accepted and ignored so `model(**batch)` works.
         """
+        beats = beats if beats is not None else batch_beats(unused)
         ctx, order, present, patches = self.encode_present(signals, channel_ids, channel_mask, time_offsets,
-                                                           input_ids, text_mask, segment_ids)
+                                                           input_ids, text_mask, segment_ids, beats)
         b, c, pt, _ = patches.shape
         p = pt - self.config.beat_tokens
         k, h = ctx.num_signal, ctx.hidden.shape[-1]

@@ -13,7 +13,7 @@ from .contrastive import ContrastiveHead, is_distributed
 from .decoder import CardioFMDecoder
 from .encoder import gather_tokens, key_padding_mask
 from .masking import MaskingPlan, mask_text, plan_masking
-from .modeling import CardioFMModel, CardioFMPreTrainedModel, EncodedContext
+from .modeling import CardioFMModel, CardioFMPreTrainedModel, EncodedContext, batch_beats
 
 
 @dataclass
@@ -103,7 +103,7 @@ class CardioFMForPretraining(CardioFMPreTrainedModel):
         """
         cfg, cf = self.config, self.cardiofm
         tokens, patches, present, times = cf.embed_signals(signals, channel_ids, channel_mask, time_offsets,
-                                                           segment_ids)
+                                                           segment_ids, batch_beats(unused))
         b, c, p, _ = patches.shape
         channel_mask = present.view(b, c, p)[..., 0]
         plan = plan_masking(channel_mask, p, cfg.mask_ratio, cfg.channel_mask_prob, generator, present)

@@ -9,7 +9,7 @@ import torch
 from transformers.utils import ModelOutput
 
 from .configuration import CardioFMConfig
-from .modeling import CardioFMModel, CardioFMPreTrainedModel
+from .modeling import CardioFMModel, CardioFMPreTrainedModel, batch_beats
 from .task_heads import apply_head, build_head, TaskModelMixin, multilabel_loss
 
 
@@ -55,7 +55,8 @@ class CardioFMForDiagnosis(TaskModelMixin, CardioFMPreTrainedModel):
                 time_offsets: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 **unused) -> DiagnosisOutput:
         """signals (B, C, T), channel_ids/channel_mask/time_offsets (B, C) as in CardioFMModel; labels (B, K) 0/1."""
-        encoded = self.cardiofm(signals, channel_ids, channel_mask, time_offsets)
+        encoded = self.cardiofm(signals, channel_ids, channel_mask, time_offsets,
+                                beats=batch_beats(unused))
         pooled = encoded.pooled_output
         logits = apply_head(self.head, encoded, channel_mask)
         loss = None

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from transformers.utils import ModelOutput
 
 from .configuration import CardioFMConfig
-from .modeling import CardioFMModel, CardioFMPreTrainedModel
+from .modeling import CardioFMModel, CardioFMPreTrainedModel, batch_beats
 from .task_heads import apply_head, build_head, TaskModelMixin, masked_regression_loss
 
 
@@ -70,7 +70,8 @@ class CardioFMForTarget(TaskModelMixin, CardioFMPreTrainedModel):
                 time_offsets: torch.Tensor | None = None, targets: torch.Tensor | None = None,
                 targets_mask: torch.Tensor | None = None, **unused) -> TargetOutput:
         """Inputs as in CardioFMModel.forward; targets (B,) long class ids or (B, K) float values in their units."""
-        encoded = self.cardiofm(signals, channel_ids, channel_mask, time_offsets)
+        encoded = self.cardiofm(signals, channel_ids, channel_mask, time_offsets,
+                                beats=batch_beats(unused))
         pooled = encoded.pooled_output
         z = apply_head(self.head, encoded, channel_mask)
         loss = None

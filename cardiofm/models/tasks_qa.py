@@ -18,7 +18,7 @@ from transformers.utils import ModelOutput
 from ..data.channels import channel_ids
 from ..data.preprocess import prepare_input
 from .configuration import CardioFMConfig
-from .modeling import CardioFMModel, CardioFMPreTrainedModel
+from .modeling import CardioFMModel, CardioFMPreTrainedModel, batch_beats
 from .task_heads import TaskModelMixin
 
 NEG = -1e4  # logit of an answer the template does not allow (finite: keeps bf16/fp16 and BCE well defined)
@@ -85,7 +85,8 @@ class CardioFMForQuestionAnswering(TaskModelMixin, CardioFMPreTrainedModel):
                 **unused) -> QAOutput:
         """signals (B, C, T) (two ECGs: 2 x 13 channels, segment_ids 0/1), question input_ids/text_mask (B, L),
         labels (B, K) multi-hot answers, template_index (B,) position in config.qa_template_ids."""
-        out = self.cardiofm(signals, channel_ids, channel_mask, time_offsets, input_ids, text_mask, segment_ids)
+        out = self.cardiofm(signals, channel_ids, channel_mask, time_offsets, input_ids, text_mask, segment_ids,
+                           beats=batch_beats(unused))
         b, c, p, h = out.signal_hidden_state.shape
         seg = torch.zeros(b, c, dtype=torch.long, device=signals.device) if segment_ids is None else segment_ids
         present = out.token_mask[:, :c * p].view(b, c, p).float()

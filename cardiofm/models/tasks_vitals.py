@@ -12,7 +12,7 @@ from transformers.utils import ModelOutput
 from ..data.beat_rate import RATE_FEATURES, batch_rate_features, measured_rate
 from ..data.record import VITALS
 from .configuration import CardioFMConfig
-from .modeling import CardioFMModel, CardioFMPreTrainedModel
+from .modeling import CardioFMModel, CardioFMPreTrainedModel, batch_beats
 from .task_heads import apply_head, build_head, TaskModelMixin, masked_regression_loss
 
 VITAL_UNITS = {"HR": "bpm", "RR": "breaths/min", "SpO2": "%", "SBP": "mmHg", "DBP": "mmHg"}
@@ -104,7 +104,8 @@ class CardioFMForVitals(TaskModelMixin, CardioFMPreTrainedModel):
                 time_offsets: torch.Tensor | None = None, vitals: torch.Tensor | None = None,
                 vitals_mask: torch.Tensor | None = None, **unused) -> VitalsOutput:
         """signals (B, C, T) etc. as in CardioFMModel; vitals/vitals_mask (B, 5) in VITALS order and units."""
-        encoded = self.cardiofm(signals, channel_ids, channel_mask, time_offsets)
+        encoded = self.cardiofm(signals, channel_ids, channel_mask, time_offsets,
+                                beats=batch_beats(unused))
         z = apply_head(self.head, encoded, channel_mask).float()
         base = self.config_tensor("vital_mean", z.device).expand_as(z)
         scale = self.config_tensor("vital_std", z.device).expand_as(z)

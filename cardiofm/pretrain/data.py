@@ -93,9 +93,12 @@ def build_tokenizer(cfg: PretrainConfig, texts: list[str]):
     return tok
 
 
-def make_collate(tokenizer, max_text_len: int):
-    """collate_fn for the DataLoader (a partial: picklable for worker processes)."""
-    return partial(collate_samples, tokenizer=tokenizer, max_text_len=max_text_len)
+def make_collate(tokenizer, max_text_len: int, beat_window: tuple[float, int, int] | None = None,
+                 vocab=None):
+    """collate_fn for the DataLoader (a partial: picklable for worker processes); with the model's beat_window the
+    workers also compute its median beats."""
+    extra = {} if vocab is None else {"vocab": tuple(vocab)}
+    return partial(collate_samples, tokenizer=tokenizer, max_text_len=max_text_len, beat_window=beat_window, **extra)
 
 
 def count_tokens(batch: dict, patch_size: int) -> int:

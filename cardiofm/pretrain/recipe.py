@@ -37,7 +37,8 @@ class PretrainRecipe:
         self.tokenizer = build_tokenizer(cfg, texts)
         seed_everything(cfg.train.seed)  # same initial weights on every process
         model = create_model(cfg.model.name, tokenizer=self.tokenizer, **cfg.model.overrides)
-        collate = make_collate(self.tokenizer, cfg.tokenizer.max_text_len)
+        collate = make_collate(self.tokenizer, cfg.tokenizer.max_text_len, model.config.beat_window,
+                               model.config.channel_vocab)
         patch = model.config.patch_size
         self.eval_batches = [collate(eval_samples[i:i + cfg.train.batch_size])
                              for i in range(0, len(eval_samples), cfg.train.batch_size)]

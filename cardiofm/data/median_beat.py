@@ -1,18 +1,19 @@
-"""Median-beat tokens: every channel's beats, aligned on the R peaks of the window's ECG leads, reduced to their
-sample-wise median and cut into patches that the encoder reads beside the raw patches.
+"""Median beats for the encoder's median-beat tokens: every channel's beats, aligned on the R peaks of the window's
+ECG leads, reduced to their sample-wise median; the encoder cuts them into patches read beside the raw patches.
 
 Why: diagnostic morphology (Q waves, ST level, T inversion) is a per-beat shape that a fixed patch grid cuts at a
 different phase in every beat and every record; the median beat is phase-aligned and averages out noise, which is
-what the classical median-beat features exploit. Computed inside the model from its own input, so training,
-evaluation and raw-array inference share one path.
+what the classical median-beat features exploit. The model computes them from its own input when a batch does not
+carry them, so training, evaluation and raw-array inference share one path; collate functions may precompute them in
+DataLoader workers (`median_beat_batch`) to keep R-peak detection off the accelerator's host thread.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from ..data.channels import is_ecg
-from ..data.rpeaks import detect_rpeaks
+from .channels import is_ecg
+from .rpeaks import detect_rpeaks
 
 MIN_BEATS = 2   # a "median" of one beat is just that beat: fewer aligned beats -> no beat tokens for the window
 
@@ -45,18 +46,16 @@ def median_beats(signals: np.ndarray, ecg: np.ndarray, fs: float, before: int,
     return beats, ok, start
 
 
-def ecg_vocab_mask(channel_vocab, device=None) -> torch.Tensor:
-    """(V,) bool: which channel-vocabulary entries are ECG leads."""
-    return torch.tensor([is_ecg(name) for name in channel_vocab], dtype=torch.bool, device=device)
+BEAT_KEYS = ("beat_signals", "beat_ok", "beat_start_s")   # batch keys of precomputed median beats
 
 
-def beat_inputs(signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor, channel_vocab,
-                fs: float, before: int, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Torch wrapper of median_beats: (B, C, T) -> beats (B, C, length) in the signal's dtype and device,
-    ok (B,) bool, start (B,) float32 seconds."""
-    ecg = ecg_vocab_mask(channel_vocab, channel_ids.device)[channel_ids] & channel_mask.bool()
-    x = signals.detach().float().cpu().numpy()
-    beats, ok, start = median_beats(x, ecg.cpu().numpy(), fs, before, length)
+def median_beat_batch(signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor, channel_vocab,
+                      fs: float, before: int, length: int) -> dict[str, torch.Tensor]:
+    """Batch tensors (B, C, T) signals, (B, C) ids and mask -> {beat_signals (B, C, length) in the signals' dtype,
+    beat_ok (B,) bool, beat_start_s (B,) float32 seconds} on the signals' device (see median_beats)."""
+    vocab_ecg = torch.tensor([is_ecg(name) for name in channel_vocab], dtype=torch.bool)
+    ecg = vocab_ecg[channel_ids.cpu()] & channel_mask.bool().cpu()
+    beats, ok, start = median_beats(signals.detach().float().cpu().numpy(), ecg.numpy(), fs, before, length)
     dev = signals.device
-    return (torch.from_numpy(beats).to(dev, signals.dtype), torch.from_numpy(ok).to(dev),
-            torch.from_numpy(start).to(dev, torch.float32))
+    return {"beat_signals": torch.from_numpy(beats).to(dev, signals.dtype), "beat_ok": torch.from_numpy(ok).to(dev),
+            "beat_start_s": torch.from_numpy(start).to(dev, torch.float32)}
