@@ -54,12 +54,14 @@ def pretrained_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def diagnosis_run(pretrained_dir, tmp_path_factory):
-    """Full finetune on PTB-XL 100 Hz: folds 1-7 train, fold 8 validation."""
+    """Full finetune on PTB-XL 100 Hz: folds 1-7 train, fold 8 validation; median-beat tokens added at finetuning
+    as in configs/finetune_diagnosis.yaml (2 x 0.5 s patches here: R - 0.5 s .. R + 0.5 s), so the beat head and
+    predict_proba's in-forward median beats are exercised."""
     from cardiofm.finetune.recipe import run_finetune
 
     out = tmp_path_factory.mktemp("diag")
     cfg = _cfg([f"model={pretrained_dir}", f"data.root={shared_path('ptbxl')}", f"output_dir={out}",
-                "train.max_steps=60", "train.eval_every=30", "train.early_stopping_patience=0",
+                "beat_tokens=2", "train.max_steps=60", "train.eval_every=30", "train.early_stopping_patience=0",
                 "train.optim.lr=1.5e-3", "train.optim.warmup_steps=10"])
     return out, run_finetune(cfg)
 
@@ -73,6 +75,8 @@ def test_diagnosis_finetune_beats_chance_on_fold8(diagnosis_run):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["splits"]["val"]["macro_auroc"] == pytest.approx(val["macro_auroc"])
     assert (out / "roc_val.png").stat().st_size > 5000 and (out / "model" / "config.json").exists()
+    saved_config = json.loads((out / "model" / "config.json").read_text())
+    assert saved_config["beat_tokens"] == 2 and saved_config["head_pooling"] == "beat"
 
 
 def test_linear_probe_trains_only_the_head(pretrained_dir, tmp_path):
