@@ -39,7 +39,9 @@ def model_card(config, model_class: str = "CardioFMForPretraining") -> str:
         "## Input", "",
         f"- Sampling rate: {config.sampling_rate:g} Hz",
         f"- Window length: {config.window_s:g} s (stride {pre['stride_s']:g} s); patch {config.patch_size} samples = "
-        f"{config.patch_duration_s:g} s, {config.patches_per_window} patches per channel",
+        f"{config.patch_duration_s:g} s, {config.patches_per_window} patches per channel"
+        + (f" + {config.beat_tokens} median-beat patches (R-peak aligned, computed by the model from its input)"
+           if config.beat_tokens else ""),
         f"- Channel layout of the preprocessing: {', '.join(pre['channels'])}",
         f"- Channel vocabulary (embedding ids, by name): {', '.join(config.channel_vocab)}",
         f"- Filtering: ECG band-pass {pre['ecg_band_hz'][0]:g}-{pre['ecg_band_hz'][1]:g} Hz, PPG "
