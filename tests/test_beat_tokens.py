@@ -151,3 +151,11 @@ def test_beats_precomputed_in_collate_match_the_forward(ptbxl_samples):
         torch.testing.assert_close(model(**batch).pooled_output, model(**plain).pooled_output)
         shifted = dict(batch, beat_start_s=batch["beat_start_s"] + 1.0)  # the precomputed values are what is used
         assert not torch.allclose(model(**shifted).pooled_output, model(**plain).pooled_output)
+
+
+def test_qa_refuses_beat_tokens_on_the_second_ecg_segment():
+    from cardiofm.models.tasks_qa import CardioFMForQuestionAnswering
+
+    with pytest.raises(ValueError, match="num_segments >= 3"):
+        CardioFMForQuestionAnswering(preset_config("tiny", beat_tokens=3, num_segments=2))
+    assert CardioFMForQuestionAnswering(_beat_config()).config.beat_segment == 2

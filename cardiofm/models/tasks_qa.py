@@ -55,6 +55,9 @@ class CardioFMForQuestionAnswering(TaskModelMixin, CardioFMPreTrainedModel):
 
     def __init__(self, config: CardioFMConfig):
         super().__init__(config)
+        if config.beat_tokens and config.beat_segment < 2:
+            # segments 0 and 1 are the two ECGs of a question; median beats need a third id
+            raise ValueError(f"question answering with beat_tokens needs num_segments >= 3, got {config.num_segments}")
         h = config.hidden_size
         self.cardiofm = CardioFMModel(config)
         n_answers = len(getattr(config, "qa_answers", None) or ["no", "yes"])
