@@ -224,20 +224,24 @@ class CardioFMModel(CardioFMPreTrainedModel):
         b, c, p, h = tokens.shape
         present = channel_mask.unsqueeze(-1).expand(b, c, p)
         if self.config.beat_tokens:
-            cfg = self.config
-            if beats is None:
-                beats = median_beat_batch(signals, channel_ids, channel_mask, cfg.channel_vocab, *cfg.beat_window)
-            ok, start = beats["beat_ok"].bool(), beats["beat_start_s"]
-            # placed one patch before the R peak of the beat nearest the window centre, under their own segment id
-            beat_tok, beat_patches, beat_times = self.signal_embed(
-                beats["beat_signals"].to(signals.dtype), channel_ids, time_offsets + start[:, None], torch.full_like(segment_ids, cfg.beat_segment),
-                modality, scale)
+            beat_tok, beat_patches, beat_times, beat_present = self._embed_beats(
+                signals, channel_ids, channel_mask, time_offsets, segment_ids, modality, scale, beats)
             tokens, patches = torch.cat([tokens, beat_tok], 2), torch.cat([patches, beat_patches], 2)
-            times = torch.cat([times, beat_times], 2)
-            beat_present = (channel_mask & ok[:, None]).unsqueeze(-1).expand(b, c, cfg.beat_tokens)
-            present = torch.cat([present, beat_present], 2)
+            times, present = torch.cat([times, beat_times], 2), torch.cat([present, beat_present], 2)
         p = tokens.shape[2]
         return tokens.reshape(b, c * p, h), patches, present.reshape(b, c * p), times.reshape(b, c * p)
+
+    def _embed_beats(self, signals, channel_ids, channel_mask, time_offsets, segment_ids, modality, scale, beats):
+        """Median-beat tokens (B, C, Pb, H), patches, times (B, C, Pb) s and presence (B, C, Pb) bool."""
+        cfg = self.config
+        if beats is None:
+            beats = median_beat_batch(signals, channel_ids, channel_mask, cfg.channel_vocab, *cfg.beat_window)
+        # placed one patch before the R peak of the beat nearest the window centre, under their own segment id
+        offsets = time_offsets + beats["beat_start_s"][:, None]
+        tokens, patches, times = self.signal_embed(beats["beat_signals"].to(signals.dtype), channel_ids, offsets,
+                                                   torch.full_like(segment_ids, cfg.beat_segment), modality, scale)
+        present = (channel_mask & beats["beat_ok"].bool()[:, None]).unsqueeze(-1).expand_as(times)
+        return tokens, patches, times, present
 
     def token_segments(self, segment_ids: torch.Tensor | None, channel_ids: torch.Tensor, tokens_per_channel: int):
         """(B, C) segment ids -> (B, C*P') per signal token, the median-beat patches under config.beat_segment."""
