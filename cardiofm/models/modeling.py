@@ -317,8 +317,8 @@ class CardioFMModel(CardioFMPreTrainedModel):
         pooled = raw.sum((1, 2)) / raw_present.sum((1, 2))[:, None].clamp_min(1)
         beat_hidden = beat_mask = None
         if self.config.beat_tokens:
-            beat_mask = present[:, :, p:]
-            beat_hidden, n_beat = full[:, :, p:], present[:, :, p:].sum((1, 2))[:, None]
+            beat_hidden, beat_mask = full[:, :, p:], present[:, :, p:]
+            n_beat = beat_mask.sum((1, 2))[:, None]
             beat_mean = beat_hidden.sum((1, 2)) / n_beat.clamp_min(1)
             pooled = torch.where(n_beat > 0, 0.5 * (pooled + beat_mean), pooled)
         raw_flat, raw_mask = raw.reshape(b, c * p, h), raw_present.reshape(b, c * p)
