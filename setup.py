@@ -46,7 +46,7 @@ setup(
     package_data={"cardiofm": ["models/presets/*.json", "data/resources/*"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["cardiofm=cardiofm.cli:main"]},
+    entry_points={"console_scripts": ["cardiofm=cardiofm.cli.main:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Medical Science Apps.",

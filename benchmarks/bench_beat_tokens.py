@@ -19,7 +19,7 @@ import torch  # noqa: E402
 
 import cardiofm  # noqa: E402,F401  (torchvision guard first)
 from cardiofm.data.collate import collate_samples  # noqa: E402
-from cardiofm.data.median_beat import BEAT_KEYS, median_beat_batch  # noqa: E402
+from cardiofm.data.beats import BEAT_KEYS, median_beat_batch  # noqa: E402
 from cardiofm.data.preprocess import PreprocessConfig, preprocess_record  # noqa: E402
 from cardiofm.data.readers.ptbxl import ptbxl_ids, read_ptbxl  # noqa: E402
 from cardiofm.models import CardioFMForPretraining, preset_config  # noqa: E402

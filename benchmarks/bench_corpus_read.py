@@ -36,7 +36,8 @@ def build(out: str, n: int) -> None:
     from datasets.arrow_writer import ArrowWriter
 
     from cardiofm.data import TWELVE_LEADS, PreprocessConfig
-    from cardiofm.data.corpus import WRITER_BATCH_ROWS, _atomic_json, corpus_features, merge_reports
+    from cardiofm.data.corpus.prepare import WRITER_BATCH_ROWS, _atomic_json, merge_reports
+    from cardiofm.data.corpus.shards import corpus_features
 
     cfg = PreprocessConfig(fs=500.0, channels=list(TWELVE_LEADS))
     os.makedirs(os.path.join(out, "shards"), exist_ok=True)
@@ -97,7 +98,7 @@ def measure(out: str, path: str, batch: int) -> dict:
 
     import datasets  # noqa: F401  imported before the clock starts: a one-off cost, not a reading rate
 
-    import cardiofm.data.stream  # noqa: F401
+    import cardiofm.data.corpus.stream  # noqa: F401
 
     torch.set_num_threads(1)  # as in a DataLoader worker; the machine's cores are shared
     t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)

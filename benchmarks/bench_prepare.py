@@ -79,7 +79,7 @@ def measure(src: str, out: str, procs: int, impl: str) -> dict:
     import datasets.arrow_writer  # noqa: F401  (one-off import outside the clock)
 
     from cardiofm.data.corpus import prepare_corpus
-    from cardiofm.data.sources import SourceOptions
+    from cardiofm.data.corpus.sources import SourceOptions
 
     if impl == "reference":
         use_reference_preprocessing()

@@ -45,7 +45,7 @@ def main() -> None:
     import torch
 
     from cardiofm.config import load_config
-    from cardiofm.finetune.reconstruction import ReconstructionConfig, run_reconstruction
+    from cardiofm.finetune.reconstruction.recipe import ReconstructionConfig, run_reconstruction
 
     torch.set_num_threads(args.threads)
     cfg = load_config(ReconstructionConfig, None, [

@@ -111,7 +111,7 @@ def test_config_from_yaml_and_pipeline(tmp_path, af_record):
 
 
 def test_study_folds_scores_and_arms():
-    from cardiofm.finetune.augment_study import StudyConfig, arm_augmentation, load_study_data, score_fold
+    from cardiofm.finetune.study import StudyConfig, arm_augmentation, load_study_data, score_fold
     from cardiofm.models import preset_config
 
     cfg = StudyConfig(root=str(shared_path("torch_ecg_sample", "cinc2021")), min_label_count=4)

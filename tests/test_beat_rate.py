@@ -22,7 +22,7 @@ def bidmc_windows():
 
 
 def test_ecg_and_ppg_rates_match_the_monitor(bidmc_windows):
-    from cardiofm.data.beat_rate import RATE_FEATURES, beat_rate_features
+    from cardiofm.data.beats import RATE_FEATURES, beat_rate_features
 
     windows, pre = bidmc_windows
     feats = np.stack([beat_rate_features(w["signal"], w["channels"], pre.fs, w["channel_mask"]) for w in windows])
@@ -35,7 +35,7 @@ def test_ecg_and_ppg_rates_match_the_monitor(bidmc_windows):
 
 
 def test_rate_features_flag_missing_sources(bidmc_windows):
-    from cardiofm.data.beat_rate import beat_rate_features
+    from cardiofm.data.beats import beat_rate_features
 
     windows, pre = bidmc_windows
     w = windows[0]

@@ -10,7 +10,7 @@ from cardiofm.data.collate import collate_samples
 from cardiofm.data.preprocess import PreprocessConfig, preprocess_record
 from cardiofm.data.readers.ptbxl import ptbxl_ids, read_ptbxl
 from cardiofm.models import CardioFMForPretraining, CardioFMModel, preset_config
-from cardiofm.data.median_beat import BEAT_KEYS, median_beats
+from cardiofm.data.beats import BEAT_KEYS, median_beats
 
 from conftest import shared_path
 
@@ -125,7 +125,7 @@ def test_beat_head_reads_each_lead_and_phase(ptbxl_samples):
     grad = model.head.proj.weight.grad[:, 64:].reshape(2, 13, BEATS, 64)
     assert (grad[:, :12].abs().sum((0, 2, 3)) > 0).all() and grad[:, 12].abs().sum() == 0
     with pytest.raises(ValueError, match="beat_tokens"):
-        from cardiofm.models.task_heads import build_head
+        from cardiofm.models.tasks.heads import build_head
         build_head(preset_config("tiny", head_pooling="beat"), 2)
 
 
@@ -154,7 +154,7 @@ def test_beats_precomputed_in_collate_match_the_forward(ptbxl_samples):
 
 
 def test_qa_refuses_beat_tokens_on_the_second_ecg_segment():
-    from cardiofm.models.tasks_qa import CardioFMForQuestionAnswering
+    from cardiofm.models.tasks.qa import CardioFMForQuestionAnswering
 
     with pytest.raises(ValueError, match="num_segments >= 3"):
         CardioFMForQuestionAnswering(preset_config("tiny", beat_tokens=3, num_segments=2))

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from cardiofm.cli import SUBCOMMANDS, build_parser, main
+from cardiofm.cli.main import SUBCOMMANDS, build_parser, main
 
 
 def test_every_subcommand_is_registered():

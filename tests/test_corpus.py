@@ -10,7 +10,7 @@ import pytest
 
 from cardiofm.data import PreprocessConfig, build_mixture, load_corpus
 from cardiofm.data.corpus import prepare_corpus
-from cardiofm.data.sources import SourceOptions
+from cardiofm.data.corpus.sources import SourceOptions
 from tests.conftest import shared_path
 
 GOOD_PTBXL = ["00001_lr", "00002_lr", "00003_lr", "00004_lr", "00005_lr", "00006_lr"]

@@ -7,7 +7,7 @@ import torch
 
 
 def test_asymmetric_loss_discounts_easy_negatives():
-    from cardiofm.models.task_heads import asymmetric_loss, multilabel_loss
+    from cardiofm.models.tasks.heads import asymmetric_loss, multilabel_loss
 
     logits = torch.tensor([[-4.0, 3.0]])
     targets = torch.tensor([[0.0, 1.0]])
@@ -20,7 +20,7 @@ def test_asymmetric_loss_discounts_easy_negatives():
 
 
 def test_pos_weight_and_target_stats():
-    from cardiofm.models.task_heads import pos_weight_from_labels, target_stats
+    from cardiofm.models.tasks.heads import pos_weight_from_labels, target_stats
 
     y = np.array([[1, 0], [0, 0], [0, 0], [1, 1]])
     assert pos_weight_from_labels(y) == [1.0, 3.0]

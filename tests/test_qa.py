@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cardiofm.data.readers.ecgqa import QAItem, check_answers, read_answer_vocab, read_questions, read_template_options
-from cardiofm.finetune.qa import exact_match_report, majority_answers
+from cardiofm.finetune.qa.recipe import exact_match_report, majority_answers
 from tests.conftest import shared_path
 
 
@@ -75,7 +75,7 @@ def test_answers_are_restricted_to_the_template_options():
 def test_finetune_runs_and_answers_real_questions(tmp_path):
     from cardiofm.config import load_config
     from cardiofm.data.readers.ptbxl import read_ptbxl
-    from cardiofm.finetune.qa import QAConfig, run_qa
+    from cardiofm.finetune.qa.recipe import QAConfig, run_qa
     from cardiofm.models import CardioFMForQuestionAnswering
     from cardiofm.models.tokenizer import ReportTokenizer
 

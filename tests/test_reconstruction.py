@@ -9,8 +9,8 @@ import torch
 
 from cardiofm.data.channels import TWELVE_LEADS
 from cardiofm.data.preprocess import PreprocessConfig, preprocess_record
-from cardiofm.finetune.recon_baseline import fit_predict_baseline, limb_identity_residuals, limb_leads_from_two
-from cardiofm.finetune.recon_eval import pearson_per_window, signal_metrics
+from cardiofm.finetune.reconstruction.baseline import fit_predict_baseline, limb_identity_residuals, limb_leads_from_two
+from cardiofm.finetune.reconstruction.evaluation import pearson_per_window, signal_metrics
 from tests.conftest import shared_path
 
 LEADS = list(TWELVE_LEADS)
@@ -111,7 +111,7 @@ def test_reconstruct_returns_input_rate_and_length(tiny_model):
 
 def test_recipe_end_to_end_on_ptbxl_and_bidmc(tmp_path):
     from cardiofm.config import load_config
-    from cardiofm.finetune.reconstruction import ReconstructionConfig, run_reconstruction
+    from cardiofm.finetune.reconstruction.recipe import ReconstructionConfig, run_reconstruction
     from cardiofm.models import CardioFMForReconstruction
 
     cfg = load_config(ReconstructionConfig, None, [

@@ -9,7 +9,7 @@ import torch
 
 from cardiofm.data import build_mixture, collate_samples
 from cardiofm.data.corpus import corpus_shards, prepare_corpus
-from cardiofm.data.sources import SourceOptions
+from cardiofm.data.corpus.sources import SourceOptions
 from tests.conftest import shared_path
 
 

@@ -4,7 +4,7 @@ from .collate import collate_samples, multi_hot
 from .preprocess import PreprocessConfig, prepare_input, preprocess_record
 from .record import VITALS, Record, RecordError
 from .rpeaks import detect_rpeaks
-from .star import STAR
+from .augment.star import STAR
 
 __all__ = ["CHANNEL_VOCAB", "TWELVE_LEADS", "canonical_channel", "collate_samples", "multi_hot", "PreprocessConfig",
            "prepare_input", "preprocess_record", "VITALS", "Record", "RecordError"]

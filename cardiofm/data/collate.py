@@ -46,7 +46,7 @@ def collate_samples(samples: Sequence[dict], tokenizer: TextEncoder | None = Non
             np.asarray(s.get("time_offsets", np.zeros(len(channels))), dtype=np.float32) for s in samples])),
     }
     if beat_window is not None:
-        from .median_beat import median_beat_batch
+        from .beats import median_beat_batch
 
         batch.update(median_beat_batch(batch["signals"], batch["channel_ids"], batch["channel_mask"], vocab,
                                        *beat_window))

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import stats
 
 from ..data.preprocess import PreprocessConfig, filter_channels, resample
-from ..data.beat_rate import detect_pulse_peaks
+from ..data.beats import detect_pulse_peaks
 from ..data.rpeaks import detect_rpeaks
 
 BEAT_BEFORE_S, BEAT_AFTER_S = 0.25, 0.45   # median-beat window around the R peak: P wave .. end of T wave

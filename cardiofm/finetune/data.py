@@ -61,7 +61,7 @@ def read_records(cfg: FinetuneDataConfig) -> list[Record]:
         tasks, read = bidmc_files(cfg.root), read_bidmc
     elif cfg.source == "cinc2021":
         from ..data.readers.cinc2021 import read_cinc2021
-        from ..data.sources import discover_wfdb
+        from ..data.corpus.sources import discover_wfdb
 
         tasks, read = discover_wfdb(cfg.root), read_cinc2021
     else:

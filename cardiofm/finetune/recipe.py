@@ -83,7 +83,7 @@ class FinetuneConfig:
 def _head_config(cfg: FinetuneConfig, data: TaskData) -> dict:
     """Task-head config values computed from the training windows (label names, weights, target statistics)."""
     from ..models import label_config, target_config, vitals_config
-    from ..models.task_heads import pos_weight_from_labels, target_stats
+    from ..models.tasks.heads import pos_weight_from_labels, target_stats
 
     train = data.windows["train"]
     head = {"classifier_dropout": cfg.dropout}
@@ -114,7 +114,7 @@ def _head_config(cfg: FinetuneConfig, data: TaskData) -> dict:
 def rate_residual_std(windows: list[dict], hr: np.ndarray, present: np.ndarray, fs: float) -> float | None:
     """Robust SD (1.4826 MAD, bpm, floor 0.5) of monitor HR minus the measured beat rate over training windows:
     the scale of the correction a rate-aware head learns; None (the config default) with fewer than two windows."""
-    from ..data.beat_rate import beat_rate_features, measured_rate
+    from ..data.beats import beat_rate_features, measured_rate
 
     if not windows:
         return None

@@ -4,11 +4,11 @@ from .factory import create_model, list_presets, preset_config
 from .hub import register_auto_classes
 from .modeling import CardioFMModel, CardioFMModelOutput, CardioFMPreTrainedModel, EncodedContext, check_loading_info
 from .pretraining import CardioFMForPretraining, CardioFMPretrainingOutput
-from .tasks_diagnosis import CardioFMForDiagnosis, DiagnosisOutput, label_config
-from .tasks_generic import CardioFMForTarget, TargetOutput, target_config
-from .tasks_vitals import CardioFMForVitals, VitalsOutput, vitals_config
-from .tasks_reconstruction import CardioFMForReconstruction, ReconstructionOutput
-from .tasks_qa import CardioFMForQuestionAnswering, QAOutput, qa_config
+from .tasks.diagnosis import CardioFMForDiagnosis, DiagnosisOutput, label_config
+from .tasks.target import CardioFMForTarget, TargetOutput, target_config
+from .tasks.vitals import CardioFMForVitals, VitalsOutput, vitals_config
+from .tasks.reconstruction import CardioFMForReconstruction, ReconstructionOutput
+from .tasks.qa import CardioFMForQuestionAnswering, QAOutput, qa_config
 
 register_auto_classes()
 

@@ -8,8 +8,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .configuration import CardioFMConfig
 from .encoder import key_padding_mask
-from .layers import MLP, ChannelPatchHead, ChannelTimeEmbedding, apply_rotary
-from .modeling import rotary_for
+from .layers import MLP, ChannelPatchHead, ChannelTimeEmbedding, apply_rotary, rotary_for
 
 
 class CrossAttentionBlock(nn.Module):

@@ -148,6 +148,17 @@ def apply_rotary(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> to
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
 
 
+def rotary_for(cfg, signal_times: torch.Tensor | None, length: int, head_dim: int):
+    """(cos, sin) of the model config `cfg` (a CardioFMConfig) for `length` tokens whose first signal_times.shape[1] are signal patches (the rest text at t=0)."""
+    rot = cfg.rope_dim(head_dim)
+    if not rot:
+        return None
+    if signal_times is None:
+        raise ValueError("time_rope models need the tokens' patch times (signal_times / context_times_s)")
+    times = F.pad(signal_times.float(), (0, length - signal_times.shape[1]))
+    return time_rotary(times, rot, 2 * cfg.patch_duration_s, cfg.rope_max_period_s)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention through F.scaled_dot_product_attention (flash/efficient kernels on GPU)."""
 

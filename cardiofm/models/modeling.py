@@ -10,10 +10,10 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from ..data.median_beat import BEAT_KEYS, median_beat_batch
+from ..data.beats import BEAT_KEYS, median_beat_batch
 from .configuration import CardioFMConfig
 from .encoder import TransformerEncoder, gather_tokens, joint_attention_mask
-from .layers import SIGNAL_MODALITY, TEXT_MODALITY, ChannelPatchEmbed, SignalEmbedding, TextEmbedding, time_rotary
+from .layers import SIGNAL_MODALITY, TEXT_MODALITY, ChannelPatchEmbed, SignalEmbedding, TextEmbedding, rotary_for
 
 
 @dataclass
@@ -134,17 +134,6 @@ class CardioFMPreTrainedModel(PreTrainedModel):
             tokenizer.save_pretrained(save_directory)
 
         write_model_card(self.config, save_directory, model_class=type(self).__name__)
-
-
-def rotary_for(cfg: CardioFMConfig, signal_times: torch.Tensor | None, length: int, head_dim: int):
-    """(cos, sin) for `length` tokens whose first signal_times.shape[1] are signal patches (the rest text at t=0)."""
-    rot = cfg.rope_dim(head_dim)
-    if not rot:
-        return None
-    if signal_times is None:
-        raise ValueError("time_rope models need the tokens' patch times (signal_times / context_times_s)")
-    times = F.pad(signal_times.float(), (0, length - signal_times.shape[1]))
-    return time_rotary(times, rot, 2 * cfg.patch_duration_s, cfg.rope_max_period_s)
 
 
 def batch_beats(batch: dict) -> dict | None:
