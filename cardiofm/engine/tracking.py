@@ -48,9 +48,15 @@ class MetricsLogger:
 
 
 class ThroughputMeter:
-    """Wall time split into waiting for data and computing, with samples and tokens counted between reports."""
+    """Wall time split into waiting for data and computing, with samples and tokens counted between reports.
+
+    `report()` covers the window since the previous report; `summary()` covers the whole run so far.
+    """
 
     def __init__(self):
+        self.run_data_s = self.run_compute_s = 0.0
+        self.run_samples = 0
+        self._run_t0 = time.perf_counter()
         self.reset()
 
     def reset(self) -> None:
@@ -65,6 +71,9 @@ class ThroughputMeter:
         self.compute_s += compute_s
         self.samples += samples
         self.tokens += tokens
+        self.run_data_s += data_s
+        self.run_compute_s += compute_s
+        self.run_samples += samples
 
     def report(self, num_processes: int = 1) -> dict:
         """samples/s and tokens/s over all processes (local counts x processes) and the data-wait fraction."""
@@ -75,6 +84,14 @@ class ThroughputMeter:
                "perf/data_fraction": self.data_s / busy}
         self.reset()
         return out
+
+    def summary(self, num_processes: int = 1) -> dict:
+        """Whole-run figures of this process: seconds waiting for data and computing, data-wait fraction,
+        samples/s over all processes (wall time from the meter's creation)."""
+        wall = max(time.perf_counter() - self._run_t0, 1e-9)
+        busy = max(self.run_data_s + self.run_compute_s, 1e-9)
+        return {"data_s": self.run_data_s, "compute_s": self.run_compute_s, "data_fraction": self.run_data_s / busy,
+                "samples_per_s": self.run_samples * num_processes / wall, "wall_s": wall}
 
 
 def is_finite(value: float) -> bool:

@@ -80,6 +80,7 @@ class TrainingLoop:
                 signal.signal(signal.SIGTERM, previous_handler)
             for tracker in acc.trackers:  # not end_training(): that also destroys the process group (export)
                 tracker.finish()
+        self._log_data_wait_summary(meter)
         logger.info("rank %d weights digest %s", acc.process_index, weights_digest(self.unwrapped_model()))
         return TrainResult(step=self.state["step"], stopped=stopped, metrics=metrics, checkpoint=last_ckpt,
                            skipped_steps=self.state["skipped_steps"])
@@ -194,6 +195,16 @@ class TrainingLoop:
             logger.info("step %d/%d loss %.4f lr %.3g %.1f samples/s (data wait %.0f%%)", step, self.cfg.max_steps,
                         out["train/loss"], out["train/lr"], out["perf/samples_per_s"],
                         100 * out["perf/data_fraction"])
+
+    def _log_data_wait_summary(self, meter: ThroughputMeter) -> None:
+        """End of run, every process: how much of its loop time went to waiting for the DataLoader."""
+        run = meter.summary(self.accelerator.num_processes)
+        logger.info("rank %d data wait %.1f%% of the loop (%.1f s waiting for data, %.1f s computing), "
+                    "%.1f samples/s over the run", self.accelerator.process_index, 100 * run["data_fraction"],
+                    run["data_s"], run["compute_s"], run["samples_per_s"])
+        if run["data_fraction"] > 0.2:
+            logger.warning("the model waited for data %.0f%% of the time: raise train.num_workers or read a "
+                           "prepared corpus (see docs/throughput.md)", 100 * run["data_fraction"])
 
     def _plot(self, step: int) -> None:
         """Figures from plot_fn on a fixed batch (training RNG untouched); the main process logs them."""

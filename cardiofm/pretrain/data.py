@@ -69,6 +69,8 @@ def training_data(cfg: PretrainConfig, preprocess):
     eval_seed = d.synthetic_seed + 10_000_000  # disjoint from the training records
     if not d.corpus_dirs:
         train = SyntheticDataset(d.synthetic_size, seed=d.synthetic_seed, cfg=preprocess)
+        if train.caches:
+            _prefill(train)
         texts = [train[i]["text"] for i in range(min(len(train), cfg.tokenizer.train_texts, 256))]
         return train, texts, synthetic_samples(d.eval_size, seed=eval_seed, cfg=preprocess)
     stream = MixtureStream(cfg, build_transform(cfg), preprocess.fs)
@@ -80,6 +82,17 @@ def training_data(cfg: PretrainConfig, preprocess):
     else:
         evals = synthetic_samples(d.eval_size, seed=eval_seed, cfg=preprocess)
     return stream, texts, evals
+
+
+def _prefill(train) -> None:
+    """Generate the whole synthetic set before training, on this process's share of the machine's cores."""
+    import os
+
+    # every process of a local launch builds its own copy: split the cores between them
+    processes = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    seconds = train.prefill(processes=processes)
+    logger.info("synthetic set: %d windows generated in %.1f s on %d process(es), cached for the run",
+                len(train), seconds, processes)
 
 
 def build_tokenizer(cfg: PretrainConfig, texts: list[str]):
