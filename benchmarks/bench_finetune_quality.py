@@ -1,9 +1,9 @@
 """Finetuning quality on the shared records vs classical baselines measured in the same run.
 
 Stages (each one command, each kept under ~16 minutes on a 2-core CPU):
-  pretrain   masked signal + report modelling + ECG-report contrastive on all shared ECG/PPG/report data except the
-             evaluation test sets (PTB-XL fold 8, BIDMC subjects 09-10): tiny preset, 0.25 s patches at 100 Hz,
-             saved to OUT/pretrain/model
+  pretrain   masked signal + report modelling + ECG-report contrastive on all shared ECG/PPG/report data except
+             every task's test data (PTB-XL fold 8, all BIDMC subjects: benchmarks/shared_corpus.py): tiny preset,
+             0.25 s patches at 100 Hz, held-out learning curves, saved to OUT/pretrain/model
   diagnosis  PTB-XL superclasses: finetune (folds 1-6 train, 7 validation, 8 test; 3 seeds, probabilities averaged)
              vs per-lead hand-made features + logistic regression on the same training windows; macro AUROC on
              fold 8 with bootstrap CIs
@@ -32,36 +32,19 @@ DATA = Path(os.environ.get("CARDIOFM_SHARED_DATA", REPO.parent / "shared" / "dat
 logger = logging.getLogger("bench_finetune")
 
 
-def pretraining_samples(pre) -> list[dict]:
-    """Windows of every shared ECG/PPG source, test sets left out (PTB-XL fold 8, BIDMC 09-10)."""
-    from cardiofm.data.preprocess import preprocess_record
-    from cardiofm.data.readers.bidmc import bidmc_files, read_bidmc
-    from cardiofm.data.readers.cinc2021 import read_cinc2021
-    from cardiofm.data.readers.ptbxl import ptbxl_ids, read_ptbxl
-    from cardiofm.data.readers.wfdb import read_wfdb
-    from cardiofm.data.record import RecordError
-
-    root = str(DATA / "ptbxl")
-    records = [r for r in (read_ptbxl(root, i) for i in ptbxl_ids(root)) if r.meta["strat_fold"] != 8]
-    records += [read_bidmc(p) for p in bidmc_files(str(DATA / "bidmc")) if not p.endswith(("09_Signals.csv.gz",
-                                                                                             "10_Signals.csv.gz"))]
-    cinc = DATA / "torch_ecg_sample" / "cinc2021"
-    records += [read_cinc2021(str(p.with_suffix(""))) for p in sorted(cinc.glob("*.hea"))]
-    records += [read_wfdb(str(p.with_suffix("")), source="mitdb") for p in sorted((DATA / "mitdb").glob("*.hea"))]
-    samples = []
-    for rec in records:
-        try:
-            samples += preprocess_record(rec, pre)
-        except RecordError as err:
-            logger.warning("skipped %s", err)
-    return samples
+SNAPSHOT_STEPS = (250, 1000)   # pretraining checkpoints kept for the learning curve over pretraining steps
 
 
 def stage_pretrain(out: Path, minutes: float, steps: int, contrastive: float = 0.5, width: int = 0,
-                   patch_size: int = 25, beat_tokens: int = 0) -> dict:
+                   patch_size: int = 25, beat_tokens: int = 0, eval_every: int = 250) -> dict:
     """Pretrain a tiny model (`patch_size` samples per patch at 100 Hz) with masked signal + report modelling
     (+ ECG-report contrastive with weight `contrastive`; hidden size `width` if set; `beat_tokens` median-beat
-    patches per channel if set); export OUT/pretrain/model."""
+    patches per channel if set) on every shared source but the tasks' test data (benchmarks/shared_corpus.py);
+    held-out learning curves every `eval_every` steps to OUT/pretrain/curves.jsonl; export OUT/pretrain/model
+    (and snapshots at SNAPSHOT_STEPS). Resumes from OUT/pretrain's last checkpoint when one exists."""
+    from bench_pretrain_real import channel_means, evaluate
+    from shared_corpus import pretraining_windows
+
     from cardiofm.data.collate import collate_samples
     from cardiofm.engine.config import OptimConfig, TrainConfig
     from cardiofm.engine.trainer import Trainer, seed_everything
@@ -73,21 +56,41 @@ def stage_pretrain(out: Path, minutes: float, steps: int, contrastive: float = 0
     if beat_tokens:
         sizes.update(beat_tokens=beat_tokens, num_segments=3)  # segment 2 = median beats, 0/1 stay for ECG pairs
     config = preset_config("tiny", patch_size=patch_size, contrastive_loss_weight=contrastive, **sizes,
-                           pretraining_data="shared PTB-XL (folds 1-7), BIDMC 01-08, CinC 2021 sample, MIT-BIH 4 records")
-    samples = pretraining_samples(config.preprocess_config)
+                           pretraining_data="shared PTB-XL folds 1-7, CinC 2021 sample, MIT-BIH, wfdb-python "
+                                            "sample waveforms (CinC 2015, MIMIC-II, MGH, mimicdb), HeartPy PPG")
+    samples, held_out, counts = pretraining_windows(config.preprocess_config)
     texts = [s["text"] for s in samples if s["text"]]
     tok = ReportTokenizer().train(texts, vocab_size=400)
     model = CardioFMForPretraining(config)
-    logger.info("pretraining on %d windows (%d with reports)", len(samples), len(texts))
-    cfg = TrainConfig(max_steps=steps, batch_size=32, log_every=25, checkpoint_every=0, trackers=["none"],
-                      optim=OptimConfig(lr=1e-3, warmup_steps=20))
+    logger.info("pretraining on %d windows (%d with reports), %d held out: %s", len(samples), len(texts),
+                len(held_out), counts)
+    cfg = TrainConfig(max_steps=steps, batch_size=32, log_every=25, checkpoint_every=250, keep_last=1,
+                      eval_every=eval_every, trackers=["none"], optim=OptimConfig(lr=1e-3, warmup_steps=20))
     collate = lambda b: collate_samples(b, tokenizer=tok, max_text_len=48,  # noqa: E731
                                         beat_window=config.beat_window)
-    trainer = Trainer(model, cfg, samples, collate, output_dir=out / "pretrain")
-    deadline = time.time() + minutes * 60
-    result = _train_until(trainer, deadline)
+    means = channel_means(samples)
+    curves = out / "pretrain" / "curves.jsonl"
+    curves.parent.mkdir(parents=True, exist_ok=True)
+    t0, holder = time.time(), {}
+
+    def held_out_curve(m) -> dict:
+        """Held-out objectives and masked MSE vs baselines, appended to curves.jsonl; snapshots at SNAPSHOT_STEPS."""
+        step = holder["trainer"].state["step"]
+        row = {"step": step, "minutes": (time.time() - t0) / 60, **evaluate(m, held_out, means, collate=collate)}
+        with curves.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        if step in SNAPSHOT_STEPS:
+            holder["trainer"].export(out / "pretrain" / "snapshots" / f"step{step}", tokenizer=tok)
+        return {f"heldout/{k}": v for k, v in row.items() if k not in ("step", "minutes")}
+
+    trainer = Trainer(model, cfg, samples, collate, held_out_curve, output_dir=out / "pretrain")
+    holder["trainer"] = trainer
+    result = _train_until(trainer, time.time() + minutes * 60)
     path = trainer.export(out / "pretrain" / "model", tokenizer=tok)
-    return {"windows": len(samples), "steps": result.step, "model": str(path)}
+    (out / "pretrain" / "metrics.json").write_text(json.dumps(
+        {"windows": len(samples), "held_out_windows": len(held_out), "windows_per_source": counts,
+         "steps": result.step, "held_out": result.metrics, "minutes": (time.time() - t0) / 60}, indent=1))
+    return {"windows": len(samples), "steps": result.step, "model": str(path), "held_out": result.metrics}
 
 
 def _train_until(trainer, deadline: float):
@@ -97,7 +100,7 @@ def _train_until(trainer, deadline: float):
     timer = threading.Timer(max(1.0, deadline - time.time()), lambda: setattr(trainer, "_stop_signal", "deadline"))
     timer.start()
     try:
-        return trainer.train()
+        return trainer.train(resume=True)
     finally:
         timer.cancel()
 
@@ -186,6 +189,7 @@ def main(argv=None) -> int:
     p.add_argument("--patch-size", type=int, default=25, help="pretraining: samples per patch at 100 Hz")
     p.add_argument("--width", type=int, default=0, help="pretraining: hidden size (0: the tiny preset's 64)")
     p.add_argument("--beat-tokens", type=int, default=0, help="pretraining: median-beat patches per channel (0: off)")
+    p.add_argument("--eval-every", type=int, default=250, help="pretraining: steps between held-out evaluations")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     import transformers
@@ -197,7 +201,7 @@ def main(argv=None) -> int:
         return 2
     if args.stage == "pretrain":
         summary = stage_pretrain(out, args.minutes, args.steps or 2000, args.contrastive, args.width,
-                                 args.patch_size, args.beat_tokens)
+                                 args.patch_size, args.beat_tokens, args.eval_every)
     else:
         summary = stage_finetune(out, args.stage, args.steps or (400 if args.stage == "diagnosis" else 300),
                                  args.seeds if args.stage == "diagnosis" else 1, args.set, args.first_seed)

@@ -1,8 +1,10 @@
 """Short masked-signal pretraining on real recordings (PTB-XL 12-lead + reports, BIDMC ECG + PPG).
 
-Reports held-out masked-reconstruction MSE against two baselines on the very same masks:
-copy-the-mean (predict the training mean of each channel) and visible-mean (predict the mean of the channel's
-visible patches in that window; training mean for fully hidden channels).
+Reports held-out masked-reconstruction MSE against three baselines on the very same masks:
+copy-the-mean (predict the training mean of each channel), visible-mean (predict the mean of the channel's
+visible patches in that window; training mean for fully hidden channels) and linear interpolation between the nearest
+visible samples of the channel. The long pretraining of every task (benchmarks/bench_finetune_quality.py --stage
+pretrain) logs the same held-out numbers as learning curves.
 
     python benchmarks/bench_pretrain_real.py --preset tiny --steps 300 --plot docs/figures/pretrain_recon.png
 """
@@ -49,29 +51,55 @@ def channel_means(samples: list[dict]) -> torch.Tensor:
     return torch.tensor(np.where(cnt > 0, tot / np.maximum(cnt, 1), 0.0), dtype=torch.float32)
 
 
+def interpolation_baseline(targets: torch.Tensor, visible: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """(B, C, P, L) prediction of hidden patches by linear interpolation between the nearest visible samples of the
+    same channel (edge values held beyond the first/last visible patch); training mean for fully hidden channels."""
+    b, c, p, l = targets.shape
+    flat = targets.reshape(b, c, p * l).numpy()
+    seen = visible.repeat_interleave(l, dim=-1).numpy()
+    out = np.broadcast_to(means.numpy()[None, :, None], flat.shape).copy()
+    grid = np.arange(p * l)
+    for i in range(b):
+        for j in range(c):
+            known = np.flatnonzero(seen[i, j])
+            if len(known):
+                out[i, j] = np.interp(grid, known, flat[i, j, known])
+    return torch.from_numpy(out.reshape(b, c, p, l)).to(targets.dtype)
+
+
 @torch.no_grad()
 def evaluate(model, samples: list[dict], means: torch.Tensor, tokenizer=None, batch_size: int = 64,
-             seed: int = 1234) -> dict[str, float]:
-    """Held-out masked-reconstruction MSE of the model and of both baselines on identical seeded masks."""
+             seed: int = 1234, collate=None) -> dict[str, float]:
+    """Held-out masked-reconstruction MSE of the model and of three baselines (copy-the-mean, visible-mean, linear
+    interpolation) on identical seeded masks, plus the mean held-out value of every pretraining objective."""
+    was_training = model.training
     model.eval()
+    collate = collate or (lambda b: collate_samples(b, tokenizer, max_text_len=64))
     gen = torch.Generator().manual_seed(seed)
-    sums = {"model": 0.0, "copy_mean": 0.0, "visible_mean": 0.0}
-    n = 0.0
+    sums = {"model": 0.0, "copy_mean": 0.0, "visible_mean": 0.0, "linear_interp": 0.0}
+    objectives: dict[str, float] = {}
+    n, batches = 0.0, 0
     for i in range(0, len(samples), batch_size):
-        batch = collate_samples(samples[i:i + batch_size], tokenizer, max_text_len=64)
-        out = model(**batch, generator=gen)
+        out = model(**collate(samples[i:i + batch_size]), generator=gen)
         m, tgt = out.loss_mask, out.targets.float()
         vis = out.visible_mask.float()[..., None]
         vis_mean = (tgt * vis).sum((2, 3)) / (vis.sum((2, 3)) * tgt.shape[-1]).clamp_min(1)
         has_vis = out.visible_mask.any(-1)
         vis_mean = torch.where(has_vis, vis_mean, means[None].expand_as(vis_mean))
+        interp = interpolation_baseline(tgt, out.visible_mask, means)
         count = float(m.sum()) * tgt.shape[-1]
-        sums["model"] += float(((out.predictions - tgt) ** 2)[m].sum())
+        sums["model"] += float(((out.predictions.float() - tgt) ** 2)[m].sum())
         sums["copy_mean"] += float(((tgt - means[None, :, None, None]) ** 2)[m].sum())
         sums["visible_mean"] += float(((tgt - vis_mean[..., None, None]) ** 2)[m].sum())
+        sums["linear_interp"] += float(((tgt - interp) ** 2)[m].sum())
+        for name, value in (out.losses or {}).items():
+            objectives[name] = objectives.get(name, 0.0) + float(value)
         n += count
-    model.train()
-    return {k: v / n for k, v in sums.items()}
+        batches += 1
+    model.train(was_training)
+    result = {k: v / max(n, 1.0) for k, v in sums.items()}
+    result.update({f"loss_{k}": v / batches for k, v in objectives.items()})
+    return result
 
 
 def pretrain(model, samples: list[dict], steps: int, batch_size: int = 32, lr: float = 1e-3, tokenizer=None,
@@ -159,7 +187,8 @@ def main() -> None:
     print(f"trained {args.steps} steps x {args.batch_size} windows in {secs:.1f} s "
           f"({args.steps * args.batch_size / secs:.1f} windows/s, {torch.get_num_threads()} threads)")
     print(f"held-out masked-reconstruction MSE: untrained {before['model']:.4f} -> trained {after['model']:.4f}; "
-          f"copy-the-mean {after['copy_mean']:.4f}; visible-mean {after['visible_mean']:.4f}")
+          f"copy-the-mean {after['copy_mean']:.4f}; visible-mean {after['visible_mean']:.4f}; "
+          f"linear interpolation {after['linear_interp']:.4f}")
     print(f"ratio trained / copy-the-mean = {after['model'] / after['copy_mean']:.3f}; "
           f"trained / visible-mean = {after['model'] / after['visible_mean']:.3f}; last train loss {losses[-1]:.4f}")
     if args.plot:
