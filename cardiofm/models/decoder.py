@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .configuration import CardioFMConfig
 from .encoder import key_padding_mask
-from .layers import MLP, ChannelPatchHead, ChannelTimeEmbedding, apply_rotary, rotary_for
+from .layers import ChannelPatchHead, ChannelTimeEmbedding, apply_rotary, mlp, rotary_for
 
 
 class CrossAttentionBlock(nn.Module):
@@ -23,18 +24,16 @@ class CrossAttentionBlock(nn.Module):
         self.q.fused_qkv_heads, self.kv.fused_qkv_heads = num_heads, num_heads  # rotary q/k anchoring at init
         self.q.anchor_blocks, self.kv.anchor_blocks = (0,), (0,)
         self.proj = nn.Linear(dim, dim)
-        self.mlp = MLP(dim, mlp_dim)
+        self.mlp = mlp(dim, mlp_dim)
 
     def forward(self, x, context, mask=None, rope_q=None, rope_k=None):
         """x (B, Q, dim) queries, context (B, M, dim), mask (B, 1, 1, M) -> (B, Q, dim)."""
-        b, q_len, d = x.shape
-        hd = d // self.num_heads
-        q = self.q(self.norm_q(x)).view(b, q_len, self.num_heads, hd).transpose(1, 2)
-        k, v = self.kv(self.norm_kv(context)).view(b, -1, 2, self.num_heads, hd).permute(2, 0, 3, 1, 4)
+        q = rearrange(self.q(self.norm_q(x)), "b n (h d) -> b h n d", h=self.num_heads)
+        k, v = rearrange(self.kv(self.norm_kv(context)), "b m (two h d) -> two b h m d", two=2, h=self.num_heads)
         if rope_q is not None:
             q, k = apply_rotary(q, rope_q), apply_rotary(k, rope_k)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        x = x + self.proj(out.transpose(1, 2).reshape(b, q_len, d))
+        x = x + self.proj(rearrange(out, "b h n d -> b n (h d)"))
         return x + self.mlp(self.norm2(x))
 
 

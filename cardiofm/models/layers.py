@@ -5,6 +5,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
+from timm.layers import Mlp
 from torch import nn
 
 SIGNAL_MODALITY, TEXT_MODALITY = 0, 1
@@ -25,8 +27,7 @@ def patchify(signals: torch.Tensor, patch_size: int) -> torch.Tensor:
     pad = (-signals.shape[-1]) % patch_size
     if pad:
         signals = F.pad(signals, (0, pad))
-    b, c, t = signals.shape
-    return signals.reshape(b, c, t // patch_size, patch_size)
+    return rearrange(signals, "b c (n p) -> b c n p", p=patch_size)
 
 
 class ChannelTimeEmbedding(nn.Module):
@@ -171,26 +172,17 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, rope=None) -> torch.Tensor:
         """x (B, N, dim); attn_mask bool broadcastable to (B, heads, N, N), True = may attend; rope from time_rotary."""
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         if rope is not None:
             q, k = apply_rotary(q, rope), apply_rotary(k, rope)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                              dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+        return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
 
-class MLP(nn.Module):
-    """Two-layer GELU feed-forward."""
-
-    def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., dim) -> (..., dim)."""
-        return self.drop(self.fc2(F.gelu(self.fc1(x))))
+def mlp(dim: int, hidden: int, dropout: float = 0.0) -> Mlp:
+    """Two-layer GELU feed-forward (timm's Mlp: fc1 -> GELU -> fc2), dropout after fc2 only."""
+    return Mlp(dim, hidden, act_layer=nn.GELU, drop=(0.0, dropout))
 
 
 class TransformerBlock(nn.Module):
@@ -201,7 +193,7 @@ class TransformerBlock(nn.Module):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim, eps=eps), nn.LayerNorm(dim, eps=eps)
         self.attn = Attention(dim, num_heads, qkv_bias, attention_dropout)
-        self.mlp = MLP(dim, mlp_dim, dropout)
+        self.mlp = mlp(dim, mlp_dim, dropout)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, rope=None) -> torch.Tensor:
