@@ -142,3 +142,134 @@ def hr_baselines(windows: list[dict], fs: float) -> dict[str, np.ndarray]:
 
 
 ECG_LIKE = frozenset(("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6", "ECG"))
+
+
+# ---- signal-quality-aware heart rate (ECG + PPG) ------------------------------------------------------------------
+# Beat windows for the template correlation: QRS complex for the ECG, the systolic upstroke/peak for the PPG.
+ECG_BEAT_S, PPG_BEAT_S = (0.15, 0.25), (0.30, 0.30)
+AGREE_BPM = 3.0          # two sources closer than this are averaged (weighted by quality)
+MIN_SQI = 0.5            # below this a source is not trusted when the other one is good
+HR_RANGE_BPM = (30.0, 200.0)
+
+
+def beat_sqi(x: np.ndarray, peaks: np.ndarray, fs: float, span_s: tuple[float, float]) -> float:
+    """Signal quality in [0, 1] of one source from its detected beats: mean Pearson correlation of every beat with
+    the median beat (template), times the fraction of beat intervals within 20 % of the median interval."""
+    a, b = int(span_s[0] * fs), int(span_s[1] * fs)
+    good = peaks[(peaks - a >= 0) & (peaks + b <= len(x))]
+    if len(good) < 3:
+        return 0.0
+    beats = np.stack([x[p - a:p + b] for p in good])
+    template = np.median(beats, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.nan_to_num([np.corrcoef(beat, template)[0, 1] for beat in beats])
+    intervals = np.diff(peaks) / fs
+    regular = float(np.mean(np.abs(intervals / np.median(intervals) - 1.0) < 0.2))
+    return float(np.clip(np.mean(corr), 0.0, 1.0) * regular)
+
+
+def _source_rate(peaks: np.ndarray, fs: float) -> float:
+    """Median-interval rate (bpm) of a source, NaN with fewer than 3 beats or outside HR_RANGE_BPM."""
+    if len(peaks) < 3:
+        return float("nan")
+    hr = 60.0 / float(np.median(np.diff(peaks) / fs))
+    return hr if HR_RANGE_BPM[0] <= hr <= HR_RANGE_BPM[1] else float("nan")
+
+
+def fused_heart_rate(ecg: np.ndarray | None, ppg: np.ndarray | None, fs: float) -> dict[str, float]:
+    """Heart rate (bpm) of one window from ECG leads (leads, samples) and/or a PPG (samples,), weighting each
+    source by its beat_sqi: agreeing sources are averaged by quality; disagreeing ones -> the better one (if its
+    quality >= MIN_SQI, else NaN: the window is flagged, not guessed). Returns hr, ecg_hr, ppg_hr, ecg_sqi, ppg_sqi."""
+    out = {"ecg_hr": float("nan"), "ppg_hr": float("nan"), "ecg_sqi": 0.0, "ppg_sqi": 0.0}
+    if ecg is not None and len(ecg):
+        peaks = detect_rpeaks(ecg, fs)
+        lead = ecg[int(np.argmax(np.ptp(ecg, 1)))]   # the largest lead shows the QRS shape best
+        out["ecg_hr"], out["ecg_sqi"] = _source_rate(peaks, fs), beat_sqi(lead, peaks, fs, ECG_BEAT_S)
+    if ppg is not None and len(ppg):
+        peaks = ppg_peaks(ppg, fs)
+        out["ppg_hr"], out["ppg_sqi"] = _source_rate(peaks, fs), beat_sqi(ppg, peaks, fs, PPG_BEAT_S)
+    e, p = out["ecg_hr"], out["ppg_hr"]
+    qe, qp = (out["ecg_sqi"] if np.isfinite(e) else 0.0), (out["ppg_sqi"] if np.isfinite(p) else 0.0)
+    if qe > 0 and qp > 0 and abs(e - p) <= AGREE_BPM:
+        hr = (qe * e + qp * p) / (qe + qp)
+    elif max(qe, qp) >= MIN_SQI or (qe > 0) != (qp > 0):
+        hr = e if qe >= qp else p
+    else:
+        hr = float("nan")
+    return {"hr": float(hr), **out}
+
+
+# ---- respiratory rate and SpO2 ------------------------------------------------------------------------------------
+RR_BAND_HZ = (0.1, 0.7)       # 6-42 breaths/min
+RR_GRID_HZ = 4.0              # respiratory modulation series are resampled to 4 Hz before the spectrum
+FUSION_SD = 4.0               # "smart fusion": modulations whose estimates spread more than this are not trusted
+
+
+def spectral_rate(series: np.ndarray, fs: float) -> float:
+    """Dominant frequency in RR_BAND_HZ of a (samples,) series at fs Hz, in breaths/min (NaN if too short)."""
+    from scipy.signal import detrend, welch
+
+    x = detrend(np.asarray(series, np.float64))
+    if len(x) < int(8 * fs) or not np.isfinite(x).all() or np.ptp(x) == 0:
+        return float("nan")
+    f, pxx = welch(x, fs=fs, nperseg=len(x), nfft=max(1024, len(x)), window="hann")
+    band = (f >= RR_BAND_HZ[0]) & (f <= RR_BAND_HZ[1])
+    return 60.0 * float(f[band][np.argmax(pxx[band])])
+
+
+def _beat_series(times: np.ndarray, values: np.ndarray, duration_s: float) -> np.ndarray:
+    """Beat-by-beat values at `times` (s) interpolated onto an RR_GRID_HZ grid (NaN array if < 4 beats)."""
+    grid = np.arange(0.0, duration_s, 1.0 / RR_GRID_HZ)
+    if len(times) < 4:
+        return np.full(len(grid), np.nan)
+    return np.interp(grid, times, values)
+
+
+def respiratory_rate_estimates(ecg: np.ndarray | None, ppg: np.ndarray | None, fs: float) -> dict[str, float]:
+    """Breaths/min from the respiratory modulations of a window (>= 16 s): PPG baseline (RIIV), pulse amplitude
+    (RIAV), pulse interval (RIFV); ECG R-peak amplitude (EDR) and R-R interval (RSA). NaN where not measurable."""
+    from scipy.signal import butter, sosfiltfilt
+
+    out: dict[str, float] = {}
+    duration = (len(ppg) if ppg is not None else ecg.shape[1]) / fs
+    if ppg is not None:
+        sos = butter(2, RR_BAND_HZ, btype="band", fs=fs, output="sos")
+        out["ppg_riiv"] = spectral_rate(sosfiltfilt(sos, ppg)[::int(fs // RR_GRID_HZ)], fs / int(fs // RR_GRID_HZ))
+        peaks = ppg_peaks(ppg, fs)
+        t = peaks / fs
+        out["ppg_riav"] = spectral_rate(_beat_series(t, ppg[peaks], duration), RR_GRID_HZ)
+        out["ppg_rifv"] = spectral_rate(_beat_series(t[1:], np.diff(t), duration), RR_GRID_HZ)
+    if ecg is not None and len(ecg):
+        peaks = detect_rpeaks(ecg, fs)
+        lead = ecg[int(np.argmax(np.ptp(ecg, 1)))]
+        t = peaks / fs
+        out["ecg_edr"] = spectral_rate(_beat_series(t, lead[peaks], duration), RR_GRID_HZ)
+        out["ecg_rsa"] = spectral_rate(_beat_series(t[1:], np.diff(t), duration), RR_GRID_HZ)
+    return out
+
+
+def fused_respiratory_rate(estimates: dict[str, float]) -> float:
+    """Smart fusion of modulation estimates (breaths/min): their mean when they agree (SD <= FUSION_SD), else NaN
+    (the window is flagged as unmeasurable rather than averaged)."""
+    vals = np.array([v for v in estimates.values() if np.isfinite(v)])
+    if len(vals) < 2 or vals.std() > FUSION_SD:
+        return float("nan")
+    return float(vals.mean())
+
+
+def resp_channel_rate(resp: np.ndarray, fs: float) -> float:
+    """Breaths/min from an impedance/respiration channel (samples,): spectral peak in RR_BAND_HZ."""
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(2, RR_BAND_HZ, btype="band", fs=fs, output="sos")
+    step = max(1, int(fs // RR_GRID_HZ))
+    return spectral_rate(sosfiltfilt(sos, np.asarray(resp, np.float64))[::step], fs / step)
+
+
+def training_location(values: np.ndarray, kind: str) -> float:
+    """Constant predictor fitted on training targets: 'mean' or 'median' (the MAE-optimal constant)."""
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        raise ValueError("no finite training targets")
+    return float(np.mean(values) if kind == "mean" else np.median(values))

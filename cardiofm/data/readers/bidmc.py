@@ -57,12 +57,30 @@ def read_bidmc(signals_path: str) -> Record:
         num = _read_csv(num_path)
         rec.vital_series = {v: num[k].to_numpy(np.float32) for k, v in _NUMERICS.items() if k in num.columns}
         rec.vital_fs = 1.0
+    breaths_path = os.path.join(folder, f"{stem}_Breaths.csv")
+    if os.path.exists(breaths_path):
+        rec.meta["breaths"] = read_breaths(breaths_path, x.shape[1])
     info = _fix_info(os.path.join(folder, f"{stem}_Fix.txt"))
     age = info.get("age", "")
     rec.meta.update(age=float(age) if age.replace(".", "", 1).isdigit() else None, sex=parse_sex(info.get("gender")),
                     location=info.get("location", ""), amplitude="normalised")
     rec.subject_id = info.get("mimic ii matched wdb id") or stem  # the MIMIC-II patient these 8 min come from
     return rec
+
+
+def read_breaths(path: str, n_samples: int) -> dict[str, np.ndarray]:
+    """*_Breaths.csv -> {"ann1": sorted breath sample indices, "ann2": ...} (signal samples at the record's rate);
+    the reference for respiratory rate (two annotators marked each breath on the impedance signal)."""
+    df = _read_csv(path)
+    out = {}
+    for col, key in zip(df.columns[:2], ("ann1", "ann2")):
+        idx = pd.to_numeric(df[col], errors="coerce").dropna().to_numpy(np.int64)
+        if len(idx) and (idx.min() < 0 or idx.max() >= n_samples):
+            raise RecordError(path, f"{col!r}: breath index outside the signal (0..{n_samples - 1})")
+        out[key] = np.sort(idx)
+    if not out:
+        raise RecordError(path, "no annotator columns")
+    return out
 
 
 def bidmc_files(root: str) -> list[str]:
