@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 
-from ..channels import canonical_channel, is_ecg
+from ..channels import is_ecg, resolve_channel
 from ..record import RecordError
 
 # physical unit (lower case) -> factor to millivolts
@@ -13,12 +13,16 @@ _TO_MV = {"mv": 1.0, "millivolt": 1.0, "millivolts": 1.0, "uv": 1e-3, "µv": 1e-
           "v": 1e3, "volt": 1e3, "volts": 1e3, "nv": 1e-6}
 
 
-def map_channels(raw_names: list[str], where: str) -> tuple[list[str], list[int], list[str]]:
-    """Source labels -> (canonical names, indices kept, dropped unknown labels); duplicates raise RecordError."""
+def map_channels(raw_names: list[str], where: str,
+                 allow_inverted: bool = False) -> tuple[list[str], list[int], list[str]]:
+    """Source labels -> (canonical names, indices kept, dropped unknown labels); duplicates raise RecordError.
+
+    Inverted leads ('-aVR') are kept only with allow_inverted, by readers that then multiply the rows by
+    channel_signs (else they count as unknown: a lead must never enter with the wrong polarity)."""
     names, keep, dropped = [], [], []
     for i, raw in enumerate(raw_names):
-        canon = canonical_channel(str(raw))
-        if canon is None:
+        canon, sign = resolve_channel(str(raw))
+        if canon is None or (sign < 0 and not allow_inverted):
             dropped.append(str(raw).strip())
             continue
         names.append(canon)
@@ -30,6 +34,11 @@ def map_channels(raw_names: list[str], where: str) -> tuple[list[str], list[int]
     if not names:
         raise RecordError(where, f"no known channel name among {[str(r).strip() for r in raw_names]}")
     return names, keep, dropped
+
+
+def channel_signs(raw_names: list[str], keep: list[int]) -> np.ndarray:
+    """(len(keep), 1) float32 polarity of the kept source channels: -1 for inverted leads such as '-aVR'."""
+    return np.array([[resolve_channel(str(raw_names[i]))[1]] for i in keep], dtype=np.float32)
 
 
 def ecg_to_mv(signal: np.ndarray, channels: list[str], units: list[str]) -> tuple[np.ndarray, list[str]]:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..record import Record, RecordError
-from .common import ecg_to_mv, map_channels
+from .common import channel_signs, ecg_to_mv, map_channels
 
 _TIME_COLUMNS = ("time", "time [s]", "t", "timer", "timestamp", "datetime", "seconds", "time_s")
 
@@ -50,8 +50,8 @@ def _finish(x: np.ndarray, names: list[str], fs, units, path: str, meta: dict, s
         raise RecordError(where, f"invalid sampling rate {fs!r}")
     if not np.isfinite(x).all():
         raise RecordError(where, "NaN/inf samples")
-    mapped, keep, dropped = map_channels(names, where)
-    x = np.ascontiguousarray(x[keep], dtype=np.float32)
+    mapped, keep, dropped = map_channels(names, where, allow_inverted=True)
+    x = np.ascontiguousarray(x[keep], dtype=np.float32) * channel_signs(names, keep)  # '-aVR' -> aVR
     units = [units[i] for i in keep] if units else ["mV"] * len(mapped)
     x, units = ecg_to_mv(x, mapped, units)
     if dropped:

@@ -8,7 +8,7 @@ import numpy as np
 import wfdb as _wfdb
 
 from ..record import VITALS, Record, RecordError
-from .common import decode_text, ecg_to_mv, map_channels, parse_comments, parse_float
+from .common import channel_signs, decode_text, ecg_to_mv, map_channels, parse_comments, parse_float
 
 # bytes per sample of the WFDB storage formats whose file size can be predicted (compressed 5xx cannot)
 _BYTES_PER_SAMPLE = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5,
@@ -176,8 +176,8 @@ def read_wfdb(path: str, source: str = "wfdb") -> Record:
         rec, multi = _read_raw(base, where)
         x_all, raw_names, fs, comments = rec.p_signal.T, list(rec.sig_name or []), rec.fs, list(rec.comments or [])
         raw_units = [str(u or "") for u in (rec.units or [""] * rec.n_sig)]
-    names, keep, dropped = map_channels(raw_names, where)
-    x = np.ascontiguousarray(x_all[keep], dtype=np.float32)
+    names, keep, dropped = map_channels(raw_names, where, allow_inverted=True)
+    x = np.ascontiguousarray(x_all[keep], dtype=np.float32) * channel_signs(raw_names, keep)  # '-aVR' -> aVR
     units = [raw_units[i] for i in keep]
     if np.isinf(x).any():
         raise RecordError(where, "infinite samples")
