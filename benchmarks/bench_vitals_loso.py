@@ -10,8 +10,8 @@ Estimators (the classical ones fit nothing, so every subject is an unseen subjec
 the other nine subjects):
   HR    ECG R-peak counting, PPG pulse counting (both: mean beat interval, the existing baselines), and the
         signal-quality-aware fusion of both (finetune.baselines.fused_heart_rate: per-source template correlation x
-        beat regularity, agreeing sources averaged by quality, disagreeing -> the better source)
-  RR    smart fusion of five respiratory modulations of PPG and ECG; the impedance channel's spectral peak (the
+        beat regularity; agreeing sources -> ECG, disagreeing -> the better source)
+  RR    majority fusion of five respiratory modulations of PPG and ECG; the impedance channel's spectral peak (the
         signal the annotators marked: an upper reference, not a PPG/ECG method); training mean
   SpO2  training mean and training median of the monitor value (a single-wavelength PPG carries no oxygen ratio)
   model optional (--model DIR): the vitals recipe finetuned per fold (rate-aware head; val = the next subject)
@@ -71,6 +71,7 @@ def subject_windows(path: str) -> dict:
     x = filter_channels(rec.signal.astype(np.float64), names, fs, PreprocessConfig(fs=fs))
     ecg, ppg = x[ecg_rows], x[names.index("PPG")]
     resp = rec.signal[names.index("RESP")].astype(np.float64)
+    ppg_raw = rec.signal[names.index("PPG")].astype(np.float64)   # RIIV lives below the PPG band-pass
     hr = {k: [] for k in ("ref", "ecg_peak", "ppg_peak", "fused", "ecg_sqi", "ppg_sqi", "spo2_ref", "start")}
     n = x.shape[1]
     for start in np.arange(0, n / fs - HR_WIN_S + 1e-9, HR_HOP_S):
@@ -87,7 +88,7 @@ def subject_windows(path: str) -> dict:
     rr = {k: [] for k in ("ref", "fused", "resp_channel", "n_modulations")}
     for start in np.arange(0, n / fs - RR_WIN_S + 1e-9, RR_HOP_S):
         a, b = int(start * fs), int((start + RR_WIN_S) * fs)
-        est = cb.respiratory_rate_estimates(ecg[:, a:b], ppg[a:b], fs)
+        est = cb.respiratory_rate_estimates(ecg[:, a:b], ppg_raw[a:b], fs)
         rr["ref"].append(_breath_ref(rec.meta["breaths"], a, b, fs))
         rr["fused"].append(cb.fused_respiratory_rate(est))
         rr["resp_channel"].append(cb.resp_channel_rate(resp[a:b], fs))

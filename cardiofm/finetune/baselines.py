@@ -147,7 +147,7 @@ ECG_LIKE = frozenset(("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "
 # ---- signal-quality-aware heart rate (ECG + PPG) ------------------------------------------------------------------
 # Beat windows for the template correlation: QRS complex for the ECG, the systolic upstroke/peak for the PPG.
 ECG_BEAT_S, PPG_BEAT_S = (0.15, 0.25), (0.30, 0.30)
-AGREE_BPM = 3.0          # two sources closer than this are averaged (weighted by quality)
+AGREE_BPM = 3.0          # two sources closer than this agree
 MIN_SQI = 0.5            # below this a source is not trusted when the other one is good
 HR_RANGE_BPM = (30.0, 200.0)
 
@@ -169,17 +169,22 @@ def beat_sqi(x: np.ndarray, peaks: np.ndarray, fs: float, span_s: tuple[float, f
 
 
 def _source_rate(peaks: np.ndarray, fs: float) -> float:
-    """Median-interval rate (bpm) of a source, NaN with fewer than 3 beats or outside HR_RANGE_BPM."""
+    """Rate (bpm) of a source from the mean of its beat intervals within 30 % of the median interval (a missed or
+    extra beat does not move it; a monitor averages intervals, so the mean, not the median); NaN with fewer than 3
+    beats or outside HR_RANGE_BPM."""
     if len(peaks) < 3:
         return float("nan")
-    hr = 60.0 / float(np.median(np.diff(peaks) / fs))
+    intervals = np.diff(peaks) / fs
+    kept = intervals[np.abs(intervals / np.median(intervals) - 1.0) <= 0.3]
+    hr = 60.0 / float(kept.mean())
     return hr if HR_RANGE_BPM[0] <= hr <= HR_RANGE_BPM[1] else float("nan")
 
 
 def fused_heart_rate(ecg: np.ndarray | None, ppg: np.ndarray | None, fs: float) -> dict[str, float]:
     """Heart rate (bpm) of one window from ECG leads (leads, samples) and/or a PPG (samples,), weighting each
-    source by its beat_sqi: agreeing sources are averaged by quality; disagreeing ones -> the better one (if its
-    quality >= MIN_SQI, else NaN: the window is flagged, not guessed). Returns hr, ecg_hr, ppg_hr, ecg_sqi, ppg_sqi."""
+    source by its beat_sqi: agreeing sources -> the ECG (R peaks time a beat to a few ms, the pulse peak to tens of
+    ms) unless its quality is below MIN_SQI; disagreeing ones -> the better one (if its quality >= MIN_SQI, else NaN:
+    the window is flagged, not guessed). Returns hr, ecg_hr, ppg_hr, ecg_sqi, ppg_sqi."""
     out = {"ecg_hr": float("nan"), "ppg_hr": float("nan"), "ecg_sqi": 0.0, "ppg_sqi": 0.0}
     if ecg is not None and len(ecg):
         peaks = detect_rpeaks(ecg, fs)
@@ -191,7 +196,7 @@ def fused_heart_rate(ecg: np.ndarray | None, ppg: np.ndarray | None, fs: float) 
     e, p = out["ecg_hr"], out["ppg_hr"]
     qe, qp = (out["ecg_sqi"] if np.isfinite(e) else 0.0), (out["ppg_sqi"] if np.isfinite(p) else 0.0)
     if qe > 0 and qp > 0 and abs(e - p) <= AGREE_BPM:
-        hr = (qe * e + qp * p) / (qe + qp)
+        hr = e if qe >= MIN_SQI or qe >= qp else p
     elif max(qe, qp) >= MIN_SQI or (qe > 0) != (qp > 0):
         hr = e if qe >= qp else p
     else:
@@ -227,7 +232,8 @@ def _beat_series(times: np.ndarray, values: np.ndarray, duration_s: float) -> np
 
 def respiratory_rate_estimates(ecg: np.ndarray | None, ppg: np.ndarray | None, fs: float) -> dict[str, float]:
     """Breaths/min from the respiratory modulations of a window (>= 16 s): PPG baseline (RIIV), pulse amplitude
-    (RIAV), pulse interval (RIFV); ECG R-peak amplitude (EDR) and R-R interval (RSA). NaN where not measurable."""
+    (RIAV), pulse interval (RIFV); ECG R-peak amplitude (EDR) and R-R interval (RSA). NaN where not measurable.
+    The PPG must be unfiltered (its < 0.5 Hz baseline is the RIIV signal); the ECG may be band-passed."""
     from scipy.signal import butter, sosfiltfilt
 
     out: dict[str, float] = {}
@@ -249,12 +255,13 @@ def respiratory_rate_estimates(ecg: np.ndarray | None, ppg: np.ndarray | None, f
 
 
 def fused_respiratory_rate(estimates: dict[str, float]) -> float:
-    """Smart fusion of modulation estimates (breaths/min): their mean when they agree (SD <= FUSION_SD), else NaN
-    (the window is flagged as unmeasurable rather than averaged)."""
+    """Majority fusion of modulation estimates (breaths/min): the mean of the estimates within FUSION_SD of their
+    median when at least three agree, else NaN (the window is flagged as unmeasurable rather than averaged)."""
     vals = np.array([v for v in estimates.values() if np.isfinite(v)])
-    if len(vals) < 2 or vals.std() > FUSION_SD:
+    if len(vals) < 3:
         return float("nan")
-    return float(vals.mean())
+    agree = vals[np.abs(vals - np.median(vals)) <= FUSION_SD]
+    return float(agree.mean()) if len(agree) >= 3 else float("nan")
 
 
 def resp_channel_rate(resp: np.ndarray, fs: float) -> float:
