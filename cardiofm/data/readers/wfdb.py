@@ -7,12 +7,16 @@ import re
 import numpy as np
 import wfdb as _wfdb
 
+from ..quality import MAX_FS_HZ, MAX_RECORD_SAMPLES, MAX_SEGMENTS, MAX_SIGNALS
 from ..record import VITALS, Record, RecordError
 from .common import channel_signs, decode_text, ecg_to_mv, map_channels, parse_comments, parse_float
 
 # bytes per sample of the WFDB storage formats whose file size can be predicted (compressed 5xx cannot)
 _BYTES_PER_SAMPLE = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5,
                      "310": 4 / 3, "311": 4 / 3}
+_FMT = re.compile(r"^(\d+)(x\d+)?(:\d+)?(\+\d+)?$")
+_MAX_SAMPLES_PER_FRAME = 64  # WFDB oversampled signals use a few; more is a header error
+_GAIN = re.compile(r"^([-+\d.eE]+)(?:\((-?\d+)\))?(?:/(\S+))?$")
 _VITAL_KEYS = {"hr": "HR", "rr": "RR", "spo2": "SpO2", "sbp": "SBP", "dbp": "DBP"}
 
 
@@ -39,9 +43,69 @@ def read_header_text(base: str) -> str:
     if len(fields) < 3:
         raise RecordError(where, "missing sampling rate in the record line")
     fs = parse_float(fields[2].split("/")[0].split("(")[0], default=float("nan"))
-    if not fs > 0:
-        raise RecordError(where, f"invalid sampling rate {fields[2]!r}")
+    if not 0 < fs <= MAX_FS_HZ:
+        raise RecordError(where, f"invalid sampling rate {fields[2]!r} (expected 0 < fs <= {MAX_FS_HZ:g} Hz)")
     return text
+
+
+_WFDB_FORMATS = frozenset(_BYTES_PER_SAMPLE) | {"0", "508", "516", "524"}  # 0: null (layout) signal
+
+
+def _count(value: str, what: str, where: str, most: int) -> int:
+    """A non-negative integer header field no larger than `most`; anything else raises RecordError."""
+    if not value.isdigit():
+        raise RecordError(where, f"invalid {what} {value[:20]!r} in the header")
+    n = int(value)
+    if n > most:
+        raise RecordError(where, f"header declares {n} {what}; at most {most} are accepted")
+    return n
+
+
+def check_header_claims(base: str, text: str, nested: bool = False) -> None:
+    """Bounds on every size the header claims, checked before anything is allocated: signal and segment counts,
+    samples (x signals) per record, one signal line per signal, formats, frames, skews and gains."""
+    where = base + ".hea"
+    lines = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    head, body = lines[0], lines[1:]
+    nsig = _count(head[1], "signals", where, MAX_SIGNALS)
+    nsamp = _count(head[3], "samples", where, MAX_RECORD_SAMPLES) if len(head) > 3 else None
+    if nsamp is not None and nsamp * max(nsig, 1) > MAX_RECORD_SAMPLES:
+        raise RecordError(where, f"header declares {nsig} signals x {nsamp} samples; at most "
+                                 f"{MAX_RECORD_SAMPLES} samples per record are accepted (split the recording)")
+    if "/" in head[0]:
+        if nested:
+            raise RecordError(where, "a segment of a multi-segment record is itself multi-segment")
+        nseg = _count(head[0].split("/", 1)[1], "segments", where, MAX_SEGMENTS)
+        if len(body) != nseg:
+            raise RecordError(where, f"header declares {nseg} segments but lists {len(body)}")
+        for seg in body:
+            _count(seg[1] if len(seg) > 1 else "", "segment samples", where, MAX_RECORD_SAMPLES)
+            seg_base = os.path.join(os.path.dirname(base), seg[0])
+            if seg[0] != "~" and os.path.exists(seg_base + ".hea"):
+                check_header_claims(seg_base, read_header_text(seg_base), nested=True)
+        return
+    if len(body) != nsig:
+        raise RecordError(where, f"header declares {nsig} signals but lists {len(body)} signal lines")
+    for fields in body:
+        _check_signal_line(fields, nsamp, where)
+
+
+def _check_signal_line(fields: list[str], nsamp: int | None, where: str) -> None:
+    """Format, samples per frame, skew and gain of one signal line."""
+    m = _FMT.match(fields[1]) if len(fields) > 1 else None
+    if m is None or m.group(1) not in _WFDB_FORMATS:
+        raise RecordError(where, f"unsupported signal format {(fields[1] if len(fields) > 1 else '')[:20]!r}")
+    if m.group(2) and int(m.group(2)[1:]) > _MAX_SAMPLES_PER_FRAME:
+        raise RecordError(where, f"{m.group(2)[1:]} samples per frame; at most {_MAX_SAMPLES_PER_FRAME} accepted")
+    if m.group(3) and int(m.group(3)[1:]) > (nsamp or 0):
+        raise RecordError(where, f"skew of {m.group(3)[1:]} samples exceeds the record length ({nsamp or 0})")
+    g = _GAIN.match(fields[2]) if len(fields) > 2 else None
+    if g is not None:
+        gain = parse_float(g.group(1))
+        if not np.isfinite(gain):
+            raise RecordError(where, f"invalid ADC gain {fields[2][:20]!r}")
+        if gain < 0:
+            raise RecordError(where, f"negative ADC gain {gain:g} (the lead's polarity would be inverted)")
 
 
 def _check_data_length(base: str, hdr, where: str) -> None:
@@ -70,9 +134,6 @@ def _check_data_length(base: str, hdr, where: str) -> None:
             raise RecordError(where, f"header/data length mismatch: {fname} is {kind} ({have} bytes, header "
                                      f"implies {need} for {hdr.sig_len} samples)")
 
-
-_FMT = re.compile(r"^(\d+)(x\d+)?(:\d+)?(\+\d+)?$")
-_GAIN = re.compile(r"^([-+\d.eE]+)(?:\((-?\d+)\))?(?:/(\S+))?$")
 
 
 def _fast_read(base: str, text: str):
@@ -168,6 +229,7 @@ def read_wfdb(path: str, source: str = "wfdb") -> Record:
     base = record_base(path)
     where = base + ".hea"
     text = read_header_text(base)
+    check_header_claims(base, text)
     fast = _fast_read(base, text)
     if fast is not None:
         x_all, raw_names, raw_units, fs, comments = fast

@@ -1,0 +1,197 @@
+"""Signal-plausibility gate: amplitude and units, saturation/clipping, wrap-around jumps, polarity, noise-only.
+
+One gate for `prepare` (an issue quarantines the record with its reason) and the inference API (an issue is a
+`SignalQualityWarning` or a `SignalQualityError`, by the caller's strictness). Each check works on the physical
+signal (ECG in mV) at its own rate; the thresholds were set on every real record of the shared PTB-XL, CinC 2021,
+MIT-BIH and BIDMC sets, none of which any check rejects (benchmarks/RESULTS.md, "Robustness").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .channels import is_ecg
+from .record import Record, RecordError
+
+# bounds on sizes that come from input, checked before anything is allocated
+MAX_FS_HZ = 100_000.0           # a WFDB header's sampling rate (the fastest physiological recorders: ~20 kHz)
+MAX_SIGNALS = 256               # signals declared by one header
+MAX_SEGMENTS = 100_000          # segments of one multi-segment record (MIMIC masters: a few thousand)
+MAX_RECORD_SAMPLES = 2 ** 28    # channels x samples of one record: 1 GiB as float32 (a 24 h 3-lead Holter at
+                                # 1 kHz is 2.6e8); longer recordings must be split
+API_FS_RANGE_HZ = (25.0, 20_000.0)  # sampling rates accepted by prepare_input
+
+# robust peak-to-peak (0.5th to 99.5th percentile) of a surface ECG lead in mV: real leads span ~0.05-10 mV;
+# ADC counts or microvolts are 200-1000x larger, volts 1000x smaller
+ECG_MAX_MV = 40.0
+ECG_MIN_MV = 0.01
+# a sample-to-sample step larger than this (mV) is no cardiac event: an int16 wrap-around or a bad gain
+ECG_MAX_STEP_MV = 25.0
+# fraction of a channel's samples that may sit in flat runs at its own extreme values (clipped at the rails)
+SATURATION_MAX = 0.02
+SATURATION_RUN = 3          # samples: a flat run at least this long at the min/max counts as clipped
+# lag-1 autocorrelation: sampled physiology is smooth (> 0.5 at >= 50 Hz), white noise or random bytes are ~0
+NOISE_LAG1_MIN = 0.15
+# Einthoven/Goldberger identities: a derived limb lead anti-correlated with its identity is wired or scaled upside
+# down (well-recorded leads give > 0.9)
+POLARITY_CORR_MIN = -0.5
+_EINTHOVEN = (("III", ("II", 1.0), ("I", -1.0)), ("aVR", ("I", -0.5), ("II", -0.5)),
+              ("aVL", ("I", 1.0), ("II", -0.5)), ("aVF", ("II", 1.0), ("I", -0.5)))
+_MV_UNITS = {"mv", "millivolt", "millivolts"}
+
+
+class SignalQualityWarning(UserWarning):
+    """An input passed with a plausibility issue (API strictness 'warn'), or was converted (microvolts -> mV)."""
+
+
+class SignalQualityError(RecordError):
+    """An input refused by the plausibility gate; `issues` lists every failed check."""
+
+    def __init__(self, path: str, issues: list["QualityIssue"]):
+        super().__init__(path, "; ".join(i.reason() for i in issues))
+        self.issues = issues
+
+
+@dataclass
+class QualityIssue:
+    """One failed check: a stable code, the channels concerned and a detail made of numbers only (no report text)."""
+
+    code: str        # amplitude_high | amplitude_low | jump | saturated | noise_only | polarity
+    channels: list[str]
+    detail: str
+
+    _HEADS = {"amplitude_high": "implausible ECG amplitude (wrong gain or units?)",
+              "amplitude_low": "implausibly small ECG amplitude (volts or a wrong gain?)",
+              "jump": "implausible sample-to-sample jump (int16 wrap-around or a bad gain?)",
+              "saturated": "saturated or clipped samples",
+              "noise_only": "noise-only signal (no sample-to-sample correlation)",
+              "polarity": "lead polarity inconsistent with Einthoven's law"}
+
+    def reason(self) -> str:
+        """Quarantine reason: a fixed head (the summary category) before the first colon, then the numbers."""
+        return f"{self._HEADS[self.code]}: {self.detail} in {self.channels}"
+
+
+@dataclass
+class QualityReport:
+    """Outcome of the gate: issues (empty when plausible) and the numbers kept in a corpus row's meta."""
+
+    issues: list[QualityIssue] = field(default_factory=list)
+    flags: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when no check failed."""
+        return not self.issues
+
+
+def robust_ptp(x: np.ndarray) -> np.ndarray:
+    """Per-row 0.5th-99.5th percentile range of x (channels, samples), in x's units."""
+    lo, hi = np.percentile(x, [0.5, 99.5], axis=1)
+    return hi - lo
+
+
+def saturated_fraction(x: np.ndarray) -> np.ndarray:
+    """Per-row fraction of samples in flat runs (>= SATURATION_RUN samples) at the row's own min or max."""
+    out = np.zeros(x.shape[0])
+    for i, row in enumerate(x):
+        lo, hi = row.min(), row.max()
+        if hi - lo <= 0:
+            continue
+        tol = 1e-6 * (hi - lo)
+        rail = (row >= hi - tol) | (row <= lo + tol)
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], rail.view(np.int8), [0]))))
+        lengths = edges[1::2] - edges[::2]
+        out[i] = lengths[lengths >= SATURATION_RUN].sum() / row.size
+    return out
+
+
+def lag1_autocorrelation(x: np.ndarray) -> np.ndarray:
+    """Per-row lag-1 autocorrelation of the de-meaned signal (1.0 for a flat row: nothing to judge)."""
+    d = x - x.mean(axis=1, keepdims=True)
+    den = (d * d).sum(axis=1)
+    num = (d[:, 1:] * d[:, :-1]).sum(axis=1)
+    return np.where(den > 0, num / np.maximum(den, 1e-30), 1.0)
+
+
+def _polarity(x: np.ndarray, channels: list[str]) -> tuple[list[str], dict]:
+    """Limb leads whose Einthoven/Goldberger identity is anti-correlated -> (inverted leads, correlations)."""
+    idx = {c: i for i, c in enumerate(channels)}
+    bad, corr = [], {}
+    for lead, (a, wa), (b, wb) in _EINTHOVEN:
+        if lead not in idx or a not in idx or b not in idx:
+            continue
+        derived = wa * x[idx[a]] + wb * x[idx[b]]
+        r = np.corrcoef(x[idx[lead]], derived)[0, 1] if derived.std() > 0 and x[idx[lead]].std() > 0 else np.nan
+        if np.isfinite(r):
+            corr[lead] = round(float(r), 3)
+            if r < POLARITY_CORR_MIN:
+                bad.append(lead)
+    return bad, corr
+
+
+def assess(signal: np.ndarray, channels: list[str], fs: float, units: list[str] | None = None) -> QualityReport:
+    """Run every check on a (channels, samples) signal at fs Hz; amplitude checks only on ECG rows known in mV."""
+    x = np.asarray(signal, dtype=np.float64)
+    live = np.ptp(x, axis=1) > 1e-6  # flat rows are missing channels, judged elsewhere
+    units = list(units) if units else ["mV"] * len(channels)
+    ecg_mv = np.array([is_ecg(c) and str(u).strip().lower() in _MV_UNITS for c, u in zip(channels, units)]) & live
+    rep = QualityReport()
+    names = np.array(channels, dtype=object)
+    if ecg_mv.any():
+        ptp = robust_ptp(x[ecg_mv])
+        step = np.abs(np.diff(x[ecg_mv], axis=1)).max(axis=1)
+        rep.flags.update(ecg_ptp_mv=round(float(np.median(ptp)), 4), ecg_max_step_mv=round(float(step.max()), 4))
+        high, low, jump = ptp > ECG_MAX_MV, ptp < ECG_MIN_MV, step > ECG_MAX_STEP_MV
+        if high.any():
+            rep.issues.append(QualityIssue("amplitude_high", list(names[ecg_mv][high]),
+                                           f"peak-to-peak {ptp.max():.4g} mV > {ECG_MAX_MV:g} mV"))
+        if low.all():  # one quiet lead is possible (e.g. a lead perpendicular to the axis); all quiet is not
+            rep.issues.append(QualityIssue("amplitude_low", list(names[ecg_mv][low]),
+                                           f"peak-to-peak {ptp.max():.3g} mV < {ECG_MIN_MV:g} mV"))
+        if jump.any() and not high.any():
+            rep.issues.append(QualityIssue("jump", list(names[ecg_mv][jump]),
+                                           f"step {step.max():.4g} mV > {ECG_MAX_STEP_MV:g} mV"))
+    if live.any():
+        sat = saturated_fraction(x[live])
+        lag1 = lag1_autocorrelation(x[live])
+        rep.flags.update(saturated_max=round(float(sat.max()), 4), lag1_min=round(float(lag1.min()), 4))
+        if (sat > SATURATION_MAX).any():
+            rep.issues.append(QualityIssue("saturated", list(names[live][sat > SATURATION_MAX]),
+                                           f"{100 * sat.max():.1f}% of samples flat at the rails > "
+                                           f"{100 * SATURATION_MAX:g}%"))
+        if (lag1 < NOISE_LAG1_MIN).any():
+            rep.issues.append(QualityIssue("noise_only", list(names[live][lag1 < NOISE_LAG1_MIN]),
+                                           f"lag-1 autocorrelation {lag1.min():.3f} < {NOISE_LAG1_MIN:g}"))
+    inverted, corr = _polarity(x, channels)
+    if corr:
+        rep.flags["einthoven_corr_min"] = min(corr.values())
+    if inverted:
+        rep.issues.append(QualityIssue("polarity", inverted, f"correlation with the identity "
+                                       f"{min(corr[c] for c in inverted):.3f} < {POLARITY_CORR_MIN:g}"))
+    return rep
+
+
+def microvolt_scale(signal: np.ndarray, channels: list[str]) -> float:
+    """1e-3 when the ECG rows of a float array look like microvolts (median robust peak-to-peak in the uV range of a
+    real ECG, 40-40000 uV, and above ECG_MAX_MV as mV), else 1.0; PPG/ABP/RESP rows are not used."""
+    ecg = [i for i, c in enumerate(channels) if is_ecg(c)]
+    if not ecg:
+        return 1.0
+    x = np.asarray(signal, dtype=np.float64)[ecg]
+    x = x[np.ptp(x, axis=1) > 1e-6]
+    if not len(x):
+        return 1.0
+    ptp = float(np.median(robust_ptp(x)))
+    return 1e-3 if ECG_MAX_MV < ptp <= ECG_MAX_MV * 1000 else 1.0
+
+
+def gate_record(record: Record) -> Record:
+    """The gate in `prepare`: raise SignalQualityError naming every failed check, else keep the numbers in
+    record.meta['quality'] (they travel into each corpus row's meta)."""
+    rep = assess(record.signal, record.channels, record.fs, record.units)
+    if rep.issues:
+        raise SignalQualityError(record.path or record.record_id, rep.issues)
+    record.meta["quality"] = rep.flags
+    return record
