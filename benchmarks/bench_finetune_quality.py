@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -138,12 +139,16 @@ def stage_finetune(out: Path, task: str, steps: int, seeds: int = 1, extra: list
     test = report.get("ensemble") or report["splits"]["test"]
     if task == "diagnosis":
         base = report["baselines"]["features_logistic"]
-        return {"model_macro_auroc": test["macro_auroc"], "model_ci95": test.get("macro_auroc_ci95"),
+        if seeds > 1:   # one loadable model at OUT/diagnosis/model: the first seed (chosen before any test score)
+            shutil.copytree(runs[0][0] / "model", out / task / "model", dirs_exist_ok=True)
+        summary = {"model_macro_auroc": test["macro_auroc"], "model_ci95": test.get("macro_auroc_ci95"),
                 "seed_macro_auroc": report.get("seed_macro_auroc"),
                 "model_per_class": {n: c["auroc"] for n, c in test["per_class"].items()},
                 "baseline_macro_auroc": base["macro_auroc"], "baseline_ci95": base.get("macro_auroc_ci95"),
                 "baseline_per_class": base["per_class_auroc"],
                 "ratio": test["macro_auroc"] / base["macro_auroc"], "minutes": minutes_used}
+        (out / task / "metrics.json").write_text(json.dumps(summary, indent=1, default=str))
+        return summary
     hr, b = test["HR"], report["baselines"]
     return {"model_hr_mae": hr["mae"], "model_ci95": hr.get("mae_ci95"),
             "ecg_peak_mae": b.get("ecg_peak_counting", {}).get("mae"),
