@@ -43,7 +43,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["cardiofm", "cardiofm.*"]),
     py_modules=["cardiofm_torchvision_guard"],
-    package_data={"cardiofm": ["models/presets/*.json", "data/resources/*"]},
+    package_data={"cardiofm": ["models/presets/*.json", "data/resources/*", "configs/*.yaml"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["cardiofm=cardiofm.cli.main:main"]},

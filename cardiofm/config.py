@@ -155,13 +155,32 @@ def _deep_copy(d: dict) -> dict:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in d.items()}
 
 
+PACKAGED_CONFIGS = Path(__file__).parent / "configs"   # shipped in the wheel: usable outside the repository
+
+
+def list_packaged_configs() -> list[str]:
+    """Names of the YAML configs shipped with the package (pretrain_tiny, finetune_diagnosis, ...)."""
+    return sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """An existing YAML file, or the packaged config of that name (`pretrain_tiny` or `pretrain_tiny.yaml`)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    name = p.name[:-5] if p.name.endswith(".yaml") else p.name
+    if p.parent == Path(".") and (PACKAGED_CONFIGS / f"{name}.yaml").is_file():
+        return PACKAGED_CONFIGS / f"{name}.yaml"
+    raise ConfigError(f"config file {str(name_or_path)!r} does not exist and is no packaged config name "
+                      f"({', '.join(list_packaged_configs())})")
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Load YAML at `path` (or defaults) into dataclass `cls`, then apply `key=value` overrides."""
+    """Load YAML at `path` or a packaged config by name (or defaults) into dataclass `cls`, then apply `key=value`
+    overrides."""
     data: dict = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist")
+        p = resolve_config_path(path)
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: top level must be a mapping, got {type(data).__name__}")

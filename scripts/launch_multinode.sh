@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pretrain across several machines with accelerate. Run this on EVERY machine with its own MACHINE_RANK:
 #   MAIN_ADDR=10.0.0.1 NUM_MACHINES=4 MACHINE_RANK=0 GPUS_PER_NODE=8 ACCEL_CONFIG=zero2 \
-#     scripts/launch_multinode.sh --config configs/pretrain_base.yaml --resume
+#     scripts/launch_multinode.sh --config pretrain_base --resume
 # MAIN_ADDR: address of machine 0 (reachable from all); MAIN_PORT (29500) must be open between the machines.
 # The run's output_dir (checkpoints!) must be on a filesystem shared by all machines.
 set -euo pipefail

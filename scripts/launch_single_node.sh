@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pretrain on one machine with accelerate: all its GPUs (DDP, or DeepSpeed via ACCEL_CONFIG), else 2 CPU processes.
-#   scripts/launch_single_node.sh --config configs/pretrain_real.yaml
-#   ACCEL_CONFIG=zero2 NUM_PROCESSES=4 scripts/launch_single_node.sh --config configs/pretrain_base.yaml --resume
+#   scripts/launch_single_node.sh --config pretrain_real
+#   ACCEL_CONFIG=zero2 NUM_PROCESSES=4 scripts/launch_single_node.sh --config pretrain_base --resume
 # ACCEL_CONFIG names a file in scripts/accelerate/ (ddp, zero1, zero2, zero2_offload, zero3, zero3_offload).
 # Everything after the script name goes to `cardiofm pretrain`. Rerunning with --resume continues the run.
 set -euo pipefail

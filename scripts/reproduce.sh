@@ -54,7 +54,7 @@ reconstruction() {
 
 qa() {
   pretrain
-  "$CLI" qa --config configs/finetune_qa.yaml --model "$OUT/pretrain/model" --output-dir "$OUT/qa" \
+  "$CLI" qa --config finetune_qa --model "$OUT/pretrain/model" --output-dir "$OUT/qa" \
     ecgqa="$DATA/ecgqa_ptbxl" ptbxl="$DATA/ptbxl"
   cp "$OUT/qa/results.json" "$OUT/qa/metrics.json"
 }
@@ -66,7 +66,7 @@ ablation() {
 
 augment() {
   pretrain
-  "$CLI" augment-study --config configs/augment_study.yaml model="$OUT/pretrain/model" \
+  "$CLI" augment-study --config augment_study model="$OUT/pretrain/model" \
     root="$DATA/torch_ecg_sample/cinc2021" output_dir="$OUT/augment"
 }
 
@@ -80,17 +80,17 @@ full() {
         "$CLI" prepare "$src" --root "$D/$src" --out "$OUT/corpora/$src"
       done
       accelerate launch --multi_gpu --num_processes "${GPUS:-8}" -m cardiofm pretrain \
-        --config configs/pretrain_base.yaml output_dir="$OUT/pretrain" \
+        --config pretrain_base output_dir="$OUT/pretrain" \
         "data.corpus_dirs=[$OUT/corpora/ptbxl,$OUT/corpora/cinc2021,$OUT/corpora/mimic_iv_ecg]" ;;
     diagnosis)
-      accelerate launch -m cardiofm finetune --config configs/finetune_diagnosis.yaml \
+      accelerate launch -m cardiofm finetune --config finetune_diagnosis \
         --model "$OUT/pretrain/model" output_dir="$OUT/diagnosis" data.root="$D/ptbxl" \
         "data.train_folds=[1,2,3,4,5,6,7,8]" "data.val_folds=[9]" "data.test_folds=[10]" train.max_steps=20000 ;;
     reconstruction)
       "$PY" benchmarks/bench_reconstruction.py --model "$OUT/pretrain/model" --ptbxl "$D/ptbxl" \
         --train-folds 1,2,3,4,5,6,7,8 --test-folds 10 --steps 20000 --output-dir "$OUT/reconstruction" ;;
     augment)
-      "$CLI" augment-study --config configs/augment_study.yaml model="$OUT/pretrain/model" root="$D/cinc2021" \
+      "$CLI" augment-study --config augment_study model="$OUT/pretrain/model" root="$D/cinc2021" \
         train.max_steps=2000 train.batch_size=64 min_label_count=50 output_dir="$OUT/augment" ;;
     *) echo "--full covers pretrain, diagnosis, reconstruction, augment (vitals/qa: the CPU recipe)"; exit 2 ;;
   esac

@@ -55,7 +55,7 @@ def pretrained_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def diagnosis_run(pretrained_dir, tmp_path_factory):
     """Full finetune on PTB-XL 100 Hz: folds 1-7 train, fold 8 validation; median-beat tokens added at finetuning
-    as in configs/finetune_diagnosis.yaml (2 x 0.5 s patches here: R - 0.5 s .. R + 0.5 s), so the beat head and
+    as in the packaged finetune_diagnosis config (2 x 0.5 s patches here: R - 0.5 s .. R + 0.5 s), so the beat head and
     predict_proba's in-forward median beats are exercised."""
     from cardiofm.finetune.recipe import run_finetune
 

@@ -72,12 +72,10 @@ def test_stretch_record_scales_rates_not_saturation():
 
 @pytest.mark.parametrize("name", ["diagnosis", "linear_probe", "vitals", "cinc2021"])
 def test_shipped_finetune_configs_parse(name):
-    from pathlib import Path
-
-    from cardiofm.config import load_config
+    from cardiofm.config import PACKAGED_CONFIGS, load_config
     from cardiofm.finetune.recipe import FinetuneConfig
 
-    path = Path(__file__).resolve().parents[1] / "configs" / f"finetune_{name}.yaml"
+    path = PACKAGED_CONFIGS / f"finetune_{name}.yaml"
     cfg = load_config(FinetuneConfig, path, ["train.max_steps=7"])
     assert cfg.train.max_steps == 7 and cfg.train.early_stopping_metric == "val/score"
     assert cfg.task in ("diagnosis", "vitals")

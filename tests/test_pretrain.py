@@ -26,7 +26,7 @@ def test_overrides_keep_the_preset_defaults_of_a_section():
         (5, 8, 2e-3, 10)
     with pytest.raises(ConfigError, match="train.optim.lrr"):
         load_config(PretrainConfig, None, ["train.optim.lrr=1"])
-    yaml_cfg = load_config(PretrainConfig, ROOT / "configs" / "pretrain_tiny.yaml")
+    yaml_cfg = load_config(PretrainConfig, "pretrain_tiny")
     assert yaml_cfg.model.name == "tiny" and not yaml_cfg.data.corpus_dirs
 
 

@@ -30,41 +30,32 @@ def run(args) -> int:
     import logging
 
     import numpy as np
-    import torch
     from tqdm import tqdm
 
-    from ..data.channels import channel_ids
-    from ..data.preprocess import prepare_input
     from ..data.record import RecordError
-    from ..models.factory import create_model
+    from ..models.factory import from_any
 
     log = logging.getLogger("cardiofm.embed")
-    model = create_model(args.model).eval()
-    cfg = model.config.preprocess_config
-    ids = torch.tensor(channel_ids(cfg.channels, tuple(model.config.channel_vocab)))
+    model = from_any(args.model, "auto").eval()  # any checkpoint: its encoder and its processor
+    features = model.processor.feature_extractor
     chans = args.channels.split(",") if args.channels else None
     emb, names, starts, masks, failed = [], [], [], [], 0
     for path in tqdm(args.inputs, desc="embed", unit="record"):
         try:
             rec = read_any(path, chans, args.fs)
-            win = prepare_input(rec.signal, rec.fs, rec.channels, cfg)
+            batch = features(rec.signal, rec.fs, rec.channels)
         except (RecordError, OSError, ValueError) as err:
             log.error("skipped %s: %s", path, err)
             failed += 1
             continue
-        sig, cm = torch.from_numpy(win["signal"]), torch.from_numpy(win["channel_mask"])
-        with torch.no_grad():
-            for i in range(0, len(sig), args.batch_size):
-                part = slice(i, i + args.batch_size)
-                out = model.cardiofm(sig[part], ids.expand(len(sig[part]), -1), cm[part])
-                emb.append(out.pooled_output.float().numpy())
-        names += [path] * len(sig)
-        starts += list(win["start_s"])
-        masks.append(win["channel_mask"])
+        emb.append(model.embed_batch(batch, args.batch_size).float().numpy())
+        names += [path] * len(batch["signals"])
+        starts += batch["start_s"].tolist()
+        masks.append(batch["channel_mask"].numpy())
     if not emb:
         log.error("no input could be embedded")
         return 1
     np.savez(args.out, embeddings=np.concatenate(emb), record=np.array(names), start_s=np.array(starts),
-             channel_mask=np.concatenate(masks), channels=np.array(cfg.channels))
+             channel_mask=np.concatenate(masks), channels=np.array(features.preprocess["channels"]))
     log.info("%d windows from %d records -> %s", len(names), len(args.inputs) - failed, args.out)
     return 1 if failed else 0

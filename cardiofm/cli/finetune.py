@@ -8,7 +8,7 @@ HELP = "finetune a checkpoint for diagnosis, vital signs or a user target (full,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `cardiofm finetune`."""
-    parser.add_argument("--config", help="YAML recipe (configs/finetune_*.yaml); defaults apply without it")
+    parser.add_argument("--config", help="YAML recipe: a path or a packaged name (finetune_diagnosis, finetune_vitals, ...); defaults without it")
     parser.add_argument("--task", choices=["diagnosis", "vitals", "target"], help="overrides the config's task")
     parser.add_argument("--model", help="checkpoint directory or Hub id to start from (or a preset: random init)")
     parser.add_argument("--mode", choices=["full", "linear_probe"], help="full finetune or frozen-encoder probe")

@@ -8,7 +8,7 @@ HELP = "pretrain CardioFM (accelerate/DeepSpeed aware; tiny preset on synthetic 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--config, --output-dir, --resume and key=value overrides."""
-    parser.add_argument("--config", default=None, help="YAML config (default: tiny preset, embedded synthetic data)")
+    parser.add_argument("--config", default=None, help="YAML config: a path or a packaged name (pretrain_tiny, pretrain_real, ...); default: tiny preset, embedded synthetic data")
     parser.add_argument("--output-dir", default=None, help="run directory (overrides output_dir in the config)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
     parser.add_argument("overrides", nargs="*", metavar="key=value",

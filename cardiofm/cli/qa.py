@@ -8,7 +8,7 @@ HELP = "ECG question answering (ECG-QA format): finetune + exact match per quest
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `cardiofm qa`."""
-    parser.add_argument("--config", help="YAML recipe (configs/finetune_qa.yaml)")
+    parser.add_argument("--config", help="YAML recipe: a path or a packaged name (finetune_qa)")
     parser.add_argument("--model", help="checkpoint dir / Hub id to start from, or a preset (random init)")
     parser.add_argument("--output-dir", help="where model/ and results.json go")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output-dir")

@@ -8,7 +8,7 @@ HELP = "12-lead reconstruction from any lead subset or PPG: train + evaluate vs 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `cardiofm reconstruct`."""
-    parser.add_argument("--config", help="YAML recipe (configs/finetune_reconstruction.yaml)")
+    parser.add_argument("--config", help="YAML recipe: a path or a packaged name (finetune_reconstruction)")
     parser.add_argument("--model", help="checkpoint dir / Hub id to start from, or a preset (random init)")
     parser.add_argument("--output-dir", help="where model/, results.json and figures/ go")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output-dir")
@@ -27,8 +27,10 @@ def _apply(args: argparse.Namespace) -> int:
     from ..data.readers.wfdb import read_wfdb
     from ..models import CardioFMForReconstruction
 
+    from .errors import UserError
+
     if not args.model:
-        raise SystemExit("--apply needs --model (a directory written by `cardiofm reconstruct`)")
+        raise UserError("--apply needs --model (a directory written by `cardiofm reconstruct`)")
     model = CardioFMForReconstruction.from_pretrained(args.model)
     rec = read_wfdb(args.apply)
     inputs = [c.strip() for c in args.inputs.split(",") if c.strip()]

@@ -66,6 +66,34 @@ class CardioFMConfig(PreTrainedConfig):
     contrastive_loss_weight: float = 0.0
     contrastive_dim: int = 128
     pretraining_data: str = "not pretrained (random initialisation)"
+    # what the run that produced these weights saw and reached (models.hub.summary); None: never trained
+    training_summary: dict | None = None
+    # task heads: every setting a head reads, declared here (None: the head's documented default)
+    head_pooling: str = "mean"                # "mean" | "channel" | "beat" (build_head)
+    classifier_dropout: float | int = 0.0
+    diagnosis_loss: str = "bce"               # "bce" | "asymmetric"
+    class_pos_weight: list[float] | None = None
+    decision_thresholds: list[float] | None = None   # per-label probability cut-offs tuned on validation data
+    vital_names: list[str] | None = None      # None: all of data.record.VITALS with population defaults
+    vital_mean: list[float] | None = None     # target normalisation per vital, physical units
+    vital_std: list[float] | None = None
+    rate_prior: bool = False                  # HR = measured beat rate + learned correction
+    rate_residual_std: float | int = 2.0      # scale of that correction, bpm
+    target_task: str | None = None            # "classification" | "regression" (CardioFMForTarget)
+    target_names: list[str] | None = None
+    target_mean: list[float] | None = None
+    target_std: list[float] | None = None
+    qa_answers: list[str] | None = None       # question answering (qa_config); None: not a QA checkpoint
+    qa_template_ids: list[int] | None = None
+    qa_template_options: list[list[int]] | None = None   # allowed answer indices per template
+    qa_numeric_mean: list[float] | None = None           # interval features, ms
+    qa_numeric_std: list[float] | None = None
+    qa_normal_ranges: list[list[float]] | None = None    # (lo, hi) ms per interval feature
+    qa_feature_prior: bool | None = None      # numeric features = measured intervals + learned correction
+    qa_prior_residual_scale: float | None = None
+    recon_targets: list[str] | None = None    # None: the 12 leads
+    recon_max_lag_s: float = 0.05             # lag-filter reach, seconds each side
+    recon_hyper_hidden: int = 64              # width of the subset -> taps network
 
     def __post_init__(self, **kwargs):
         if self.channel_vocab is None:

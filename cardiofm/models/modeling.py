@@ -13,6 +13,7 @@ from transformers.utils import ModelOutput
 from ..data.beats import BEAT_KEYS, median_beat_batch
 from .configuration import CardioFMConfig
 from .encoder import TransformerEncoder, gather_tokens, joint_attention_mask
+from .hub.loading import CheckpointMismatchError, HubMixin
 from .layers import SIGNAL_MODALITY, TEXT_MODALITY, ChannelPatchEmbed, SignalEmbedding, TextEmbedding, rotary_for
 
 
@@ -48,8 +49,9 @@ class EncodedContext(ModelOutput):
     num_signal: int | None = None
 
 
-class CardioFMPreTrainedModel(PreTrainedModel):
-    """Base of every cardiofm model: config class, weight init, checked loading of pretraining checkpoints."""
+class CardioFMPreTrainedModel(HubMixin, PreTrainedModel):
+    """Base of every cardiofm model: config class, weight init, checked loading of pretraining checkpoints; saving,
+    loading and pushing with processor, tokenizer, card and loading report (hub.loading.HubMixin)."""
 
     config_class = CardioFMConfig
     base_model_prefix = "cardiofm"
@@ -124,16 +126,26 @@ class CardioFMPreTrainedModel(PreTrainedModel):
         check_loading_info(model, info, str(pretrained_model_name_or_path))
         return model
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """HF save (safetensors) + report tokenizer if attached + a generated model card (README.md) unless one exists."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        from .hub import write_model_card
+    def embed(self, signal, fs: float, channels, batch_size: int = 64) -> torch.Tensor:
+        """Raw (channels, samples) array at `fs` Hz -> (W, H) pooled encoder features, one row per window, through
+        this checkpoint's processor."""
+        return self.embed_batch(self.processor.feature_extractor(signal, fs, channels), batch_size)
 
-        tokenizer = getattr(self, "report_tokenizer", None)
-        if tokenizer is not None:  # the tokenizer travels with the weights (and with push_to_hub)
-            tokenizer.save_pretrained(save_directory)
-
-        write_model_card(self.config, save_directory, model_class=type(self).__name__)
+    @torch.no_grad()
+    def embed_batch(self, batch, batch_size: int = 64) -> torch.Tensor:
+        """Processor output (signals (W, C, T), channel_ids, channel_mask) -> (W, H) pooled encoder features, in
+        eval mode (the training flag is restored)."""
+        device = next(self.parameters()).device
+        encoder = self.base_model
+        was_training = self.training
+        self.eval()
+        try:
+            outs = [encoder(**{k: batch[k][i:i + batch_size].to(device)
+                               for k in ("signals", "channel_ids", "channel_mask")}).pooled_output
+                    for i in range(0, len(batch["signals"]), batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(outs)
 
 
 def batch_beats(batch: dict) -> dict | None:

@@ -120,7 +120,9 @@ class ReportTokenizer:
     @classmethod
     def from_pretrained_optional(cls, name_or_path: str | Path) -> "ReportTokenizer | None":
         """Like from_pretrained, but None when the model directory / repo has no tokenizer."""
+        from huggingface_hub.errors import EntryNotFoundError
+
         try:
             return cls.from_pretrained(name_or_path)
-        except (FileNotFoundError, OSError):
+        except (OSError, EntryNotFoundError):  # EntryNotFoundError is no OSError in huggingface_hub 1.x
             return None

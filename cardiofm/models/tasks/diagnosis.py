@@ -33,9 +33,9 @@ def label_config(label_names: Sequence[str]) -> dict:
 class CardioFMForDiagnosis(TaskModelMixin, CardioFMPreTrainedModel):
     """Shared encoder + pooled linear head with one sigmoid output per label (multi-label).
 
-    Config fields read here (all optional): `id2label` (label names, in output order), `diagnosis_loss`
-    ("bce" | "asymmetric"), `class_pos_weight` (per-label BCE positive weights), `classifier_dropout`,
-    `decision_thresholds` (per-label probability cut-offs tuned on validation data).
+    Config fields read here (declared in CardioFMConfig): `id2label` (label names, in output order),
+    `diagnosis_loss` ("bce" | "asymmetric"), `class_pos_weight` (per-label BCE positive weights),
+    `classifier_dropout`, `head_pooling`, `decision_thresholds` (per-label cut-offs tuned on validation data).
     """
 
     head_key_prefixes = ("head.",)
@@ -62,7 +62,7 @@ class CardioFMForDiagnosis(TaskModelMixin, CardioFMPreTrainedModel):
         loss = None
         if labels is not None:
             pos_weight = self.config_tensor("class_pos_weight", logits.device)
-            loss = multilabel_loss(logits, labels, getattr(self.config, "diagnosis_loss", "bce"), pos_weight)
+            loss = multilabel_loss(logits, labels, self.config.diagnosis_loss, pos_weight)
         return DiagnosisOutput(loss=loss, logits=logits, pooled_output=pooled)
 
     def predict_proba(self, signal: np.ndarray, fs: float, channels: Sequence[str]) -> dict[str, float]:
@@ -77,5 +77,5 @@ class CardioFMForDiagnosis(TaskModelMixin, CardioFMPreTrainedModel):
     def predict_labels(self, signal: np.ndarray, fs: float, channels: Sequence[str]) -> list[str]:
         """Labels whose probability reaches the stored decision threshold (0.5 when none was tuned)."""
         probs = self.predict_proba(signal, fs, channels)
-        th = getattr(self.config, "decision_thresholds", None) or [0.5] * len(probs)
+        th = self.config.decision_thresholds or [0.5] * len(probs)
         return [name for (name, p), t in zip(probs.items(), th) if p >= t]

@@ -9,8 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...data.channels import channel_ids
-from ...data.preprocess import prepare_input
 
 
 class PooledHead(nn.Module):
@@ -68,8 +66,7 @@ class BeatTokenHead(nn.Module):
 def build_head(config, num_outputs: int) -> nn.Module:
     """The head named by config `head_pooling`: "mean" (PooledHead, default), "channel" (ChannelPooledHead) or
     "beat" (BeatTokenHead; needs a checkpoint with beat_tokens)."""
-    dropout = getattr(config, "classifier_dropout", 0.0) or 0.0
-    kind = getattr(config, "head_pooling", "mean") or "mean"
+    dropout, kind = float(config.classifier_dropout), config.head_pooling
     if kind == "mean":
         return PooledHead(config.hidden_size, num_outputs, dropout, config.layer_norm_eps)
     if kind == "channel":
@@ -146,35 +143,27 @@ def target_stats(values: np.ndarray, mask: np.ndarray) -> tuple[list[float], lis
 
 class TaskModelMixin:
     """What every task model adds to the encoder: loading from an encoder checkpoint with new head settings, and
-    raw (channels, samples) arrays at any rate -> window batches preprocessed as at training time."""
+    raw (channels, samples) arrays at any rate -> window batches through the checkpoint's processor."""
 
     @classmethod
     def from_encoder(cls, name_or_path: str, **config_values):
         """Load a pretraining (or any cardiofm) checkpoint into this task model, setting head config values
         (label names, target statistics, ...); asserts that only the head's keys are missing."""
-        from ..configuration import CardioFMConfig
+        from ..factory import from_any
 
-        config = CardioFMConfig.from_pretrained(name_or_path)
-        for key, value in config_values.items():
-            setattr(config, key, value)
-        return cls.from_pretrained_checked(name_or_path, config=config)
+        return from_any(name_or_path, cls, **config_values)
 
     def config_tensor(self, name: str, device: torch.device, dtype=torch.float32) -> torch.Tensor | None:
         """A list-valued config field as a tensor (built per call: buffers made at init are not restored by
         meta-device loading, and the config is the single source of truth for head settings)."""
-        value = getattr(self.config, name, None)
+        value = getattr(self.config, name)
         return None if value is None else torch.tensor(value, dtype=dtype, device=device)
 
     def windows_batch(self, signal: np.ndarray, fs: float, channels: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Run the checkpoint's PreprocessConfig on one recording -> batch of its windows on the model's device."""
-        cfg = self.config.preprocess_config
-        prepared = prepare_input(np.asarray(signal), float(fs), list(channels), cfg)
-        n = len(prepared["signal"])
-        ids = torch.tensor(channel_ids(prepared["channels"], tuple(self.config.channel_vocab)), dtype=torch.long)
+        """The checkpoint's processor on one recording -> batch of its windows on the model's device."""
+        batch = self.processor.feature_extractor(signal, fs, channels)
         device = next(self.parameters()).device
-        return {"signals": torch.from_numpy(prepared["signal"]).to(device),
-                "channel_ids": ids.unsqueeze(0).expand(n, -1).clone().to(device),
-                "channel_mask": torch.from_numpy(prepared["channel_mask"]).to(device)}
+        return {k: batch[k].to(device) for k in ("signals", "channel_ids", "channel_mask")}
 
     @torch.no_grad()
     def window_outputs(self, signal: np.ndarray, fs: float, channels: Sequence[str], batch_size: int = 64,

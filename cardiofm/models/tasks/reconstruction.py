@@ -16,7 +16,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from ...data.channels import LIMB_LEADS, TWELVE_LEADS, channel_ids
-from ...data.preprocess import prepare_input, resample
+from ...data.preprocess import resample
 from ..configuration import CardioFMConfig
 from ..decoder import CardioFMDecoder
 from ..modeling import CardioFMModel, CardioFMPreTrainedModel
@@ -85,8 +85,8 @@ def solve_limb_leads(z_hat: torch.Tensor, x: torch.Tensor, in_ids: torch.Tensor,
 class CardioFMForReconstruction(TaskModelMixin, CardioFMPreTrainedModel):
     """Encoder + pretraining decoder (channel/time queries) + subset-conditioned lag filter -> target waveforms.
 
-    Config fields read here (optional): `recon_targets` (default the 12 leads), `recon_max_lag_s` (0.05 s),
-    `recon_hyper_hidden` (64).
+    Config fields read here (declared in CardioFMConfig): `recon_targets` (None: the 12 leads), `recon_max_lag_s`
+    (0.05 s), `recon_hyper_hidden` (64).
     """
 
     head_key_prefixes = ("lag_filter.", "decoder_gate")
@@ -96,8 +96,8 @@ class CardioFMForReconstruction(TaskModelMixin, CardioFMPreTrainedModel):
         super().__init__(config)
         self.cardiofm = CardioFMModel(config)
         self.decoder = CardioFMDecoder(config)
-        taps = 2 * int(round(getattr(config, "recon_max_lag_s", 0.05) * config.sampling_rate)) + 1
-        self.lag_filter = SubsetLagFilter(len(config.channel_vocab), taps, getattr(config, "recon_hyper_hidden", 64))
+        taps = 2 * int(round(config.recon_max_lag_s * config.sampling_rate)) + 1
+        self.lag_filter = SubsetLagFilter(len(config.channel_vocab), taps, config.recon_hyper_hidden)
         # ReZero-style gate on the decoder's residual: 0 at the start, so training begins from the linear path and a
         # loaded pretraining decoder (which predicts whole waveforms, not residuals) cannot double the output
         self.decoder_gate = nn.Parameter(torch.zeros(1))
@@ -115,7 +115,7 @@ class CardioFMForReconstruction(TaskModelMixin, CardioFMPreTrainedModel):
     @property
     def target_names(self) -> list[str]:
         """Default output channels, by name."""
-        return list(getattr(self.config, "recon_targets", None) or TWELVE_LEADS)
+        return list(self.config.recon_targets or TWELVE_LEADS)
 
     def _ids(self, names: Sequence[str]) -> list[int]:
         return channel_ids(list(names), tuple(self.config.channel_vocab))
@@ -182,15 +182,16 @@ class CardioFMForReconstruction(TaskModelMixin, CardioFMPreTrainedModel):
         one window are covered by consecutive windows plus one window aligned to the end. ECG outputs are mV when
         the checkpoint keeps ECG in mV (ecg_norm "none"); PPG outputs are z-scores.
         """
-        cfg = self.config.preprocess_config
+        features = self.processor.feature_extractor
+        cfg = features.preprocess_config
         targets = list(targets or self.target_names)
         signal = np.asarray(signal, dtype=np.float32)
         signal = signal[None] if signal.ndim == 1 else signal
         n = signal.shape[1]
         win_in = int(np.ceil(cfg.window_s * fs))
-        parts = [prepare_input(signal, fs, list(channels), cfg)]
+        parts = [features.windows(signal, fs, channels)]
         if n > win_in:  # the tail after the last full window gets its own window, aligned to the end
-            parts.append(prepare_input(signal[:, n - win_in:], fs, list(channels), cfg))
+            parts.append(features.windows(signal[:, n - win_in:], fs, channels))
             parts[-1]["start_s"] = parts[-1]["start_s"] + (n - win_in) / fs
         windows = np.concatenate([p["signal"] for p in parts])
         masks = np.concatenate([p["channel_mask"] for p in parts])

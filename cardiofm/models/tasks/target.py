@@ -50,7 +50,7 @@ class CardioFMForTarget(TaskModelMixin, CardioFMPreTrainedModel):
 
     def __init__(self, config: CardioFMConfig):
         super().__init__(config)
-        task = getattr(config, "target_task", None)
+        task = config.target_task
         if task not in ("classification", "regression"):
             raise ValueError("config.target_task must be 'classification' or 'regression' (see target_config)")
         self.is_classifier = task == "classification"

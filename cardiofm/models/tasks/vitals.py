@@ -1,6 +1,7 @@
 """CardioFMForVitals: heart rate, respiratory rate, SpO2 and blood pressure regression in physical units."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -64,10 +65,10 @@ class CardioFMForVitals(TaskModelMixin, CardioFMPreTrainedModel):
     head_key_prefixes = ("head.", "rate_proj.")
 
     def __init__(self, config: CardioFMConfig):
+        if config.vital_names is None:  # population defaults, on a copy: the caller's config stays as given
+            config = copy.deepcopy(config)
+            config.update(vitals_config())
         super().__init__(config)
-        if getattr(config, "vital_names", None) is None:
-            for key, value in vitals_config().items():
-                setattr(config, key, value)
         self.cardiofm = CardioFMModel(config)
         self.head = build_head(config, len(config.vital_names))
         if self.uses_rate_prior:
@@ -79,7 +80,7 @@ class CardioFMForVitals(TaskModelMixin, CardioFMPreTrainedModel):
     @property
     def uses_rate_prior(self) -> bool:
         """True when HR is predicted as measured beat rate + learned correction."""
-        return bool(getattr(self.config, "rate_prior", False))
+        return bool(self.config.rate_prior)
 
     def rate_inputs(self, signals: torch.Tensor, channel_ids: torch.Tensor,
                     channel_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
