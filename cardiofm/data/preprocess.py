@@ -1,6 +1,8 @@
 """The one preprocessing path shared by training, evaluation and inference; its config is saved in checkpoints."""
 from __future__ import annotations
 
+import numbers
+import warnings
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -9,7 +11,12 @@ import numpy as np
 from scipy import signal as sps
 
 from .channels import TWELVE_LEADS, is_ecg
+from .quality import (MAX_RECORD_SAMPLES, MIN_INPUT_S, SignalQualityError, SignalQualityWarning, assess,
+                      input_array, input_channels, input_fs, input_millivolts)
 from .record import VITALS, Record, RecordError
+
+# gate outcomes that mean the numbers are not in mV at all: refused by the API whatever its strictness
+_UNIT_ISSUES = frozenset({"amplitude_high", "amplitude_low", "jump"})
 
 
 @dataclass
@@ -199,6 +206,10 @@ def to_layout(signal: np.ndarray, fs: float, channels: list[str], cfg: Preproces
     keep = [i for i, c in enumerate(channels) if c in cfg.channels]
     if not keep:
         raise RecordError(where, f"none of the channels {channels} is in the model's layout {cfg.channels}")
+    work = len(keep) * np.shape(signal)[-1] * max(1.0, cfg.fs / fs)  # samples after resampling to cfg.fs
+    if work > MAX_RECORD_SAMPLES:
+        raise RecordError(where, f"{len(keep)} channels x {np.shape(signal)[-1]} samples at {fs:g} Hz is "
+                                 f"{work:.3g} samples at {cfg.fs:g} Hz; at most {MAX_RECORD_SAMPLES} (split it)")
     x = np.asarray(signal, dtype=np.float32)[keep]
     names = [channels[i] for i in keep]
     if not np.isfinite(x).all():
@@ -228,9 +239,35 @@ def _window_vitals(record: Record, start_s: float, cfg: PreprocessConfig) -> tup
     return values, mask
 
 
-def preprocess_record(record: Record, cfg: PreprocessConfig) -> list[dict]:
-    """Record -> list of window samples (the dict format of the whole pipeline; see `sample_keys`)."""
+def check_quality(record: Record, cfg: PreprocessConfig) -> list:
+    """The plausibility gate on the channels of `record` that the layout keeps -> issues (record.meta['quality']
+    receives the gate's numbers either way)."""
+    keep = [i for i, c in enumerate(record.channels) if c in cfg.channels]
+    units = [record.units[i] for i in keep] if record.units else None
+    rep = assess(record.signal[keep], [record.channels[i] for i in keep], record.fs, units)
+    record.meta["quality"] = rep.flags
+    return rep.issues
+
+
+def _interpolated_channels(record: Record, start_s: float, window_s: float) -> set[str]:
+    """Channels with samples interpolated over a short gap (meta['interpolated']) inside [start_s, +window_s)."""
+    spans = record.meta.get("interpolated") or ()
+    return {c for c, a, b in spans if a / record.fs < start_s + window_s and b / record.fs > start_s}
+
+
+def preprocess_record(record: Record, cfg: PreprocessConfig, quality: str = "error") -> list[dict]:
+    """Record -> list of window samples (the dict format of the whole pipeline; see `sample_keys`).
+
+    quality 'error' runs the plausibility gate first (an issue raises SignalQualityError, a RecordError); 'off'
+    skips it (prepare_input runs it itself, before padding). A channel with interpolated samples inside a window
+    is masked in that window."""
     where = record.path or record.record_id
+    if quality not in ("error", "off"):
+        raise ValueError(f"quality must be 'error' or 'off', got {quality!r}")
+    if quality == "error":
+        issues = check_quality(record, cfg)
+        if issues:
+            raise SignalQualityError(where, issues)
     full, present = to_layout(record.signal, record.fs, record.channels, cfg, where)
     win, hop = cfg.window_samples, cfg.stride_samples
     if full.shape[1] < win:
@@ -239,6 +276,9 @@ def preprocess_record(record: Record, cfg: PreprocessConfig) -> list[dict]:
     for start in range(0, full.shape[1] - win + 1, hop):
         seg = full[:, start:start + win]
         live = present & (np.ptp(seg, axis=1) > 1e-6)  # a flat channel inside this window is missing here
+        filled = _interpolated_channels(record, start / cfg.fs, cfg.window_s)
+        if filled:  # interpolated samples are not measurements: the channel is masked in this window
+            live &= np.array([c not in filled for c in cfg.channels])
         if live.sum() < cfg.min_channels:
             continue
         seg = normalize_window(np.where(live[:, None], seg, 0.0), cfg.channels, live, cfg)
@@ -251,32 +291,57 @@ def preprocess_record(record: Record, cfg: PreprocessConfig) -> list[dict]:
             "start_s": start / cfg.fs,
         })
     if not samples:
+        if record.meta.get("interpolated"):
+            raise RecordError(where, "shorter than one window of measured samples (every window has interpolated "
+                                     "samples on all its channels)")
         raise RecordError(where, "every window is flat on all channels")
     return samples
 
 
-def prepare_input(signal: np.ndarray, fs: float, channels: list[str], cfg: PreprocessConfig) -> dict:
-    """Raw (channels, samples) array in physical units -> model-ready windows for inference (same path as training)."""
-    from .channels import canonical_channel
-
-    names = []
-    for c in channels:
-        canon = c if c in cfg.channels else canonical_channel(c)
-        if canon is None:
-            raise RecordError("<input>", f"unknown channel name {c!r}")
-        names.append(canon)
-    x = np.asarray(signal, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None]
+def _gate_input(x: np.ndarray, names: list[str], fs: float, cfg: PreprocessConfig, quality: str) -> dict:
+    """Plausibility gate of prepare_input: unit-type issues always raise, the others follow `quality`."""
     rec = Record(signal=x, channels=names, fs=fs, record_id="<input>")
-    # inference accepts a signal shorter than one window: it is zero-padded and the padding is reported in the mask
-    need = int(np.ceil(cfg.window_s * fs))
+    issues = check_quality(rec, cfg)
+    hard = [i for i in issues if i.code in _UNIT_ISSUES or quality == "error"]
+    if hard:
+        raise SignalQualityError("<input>", hard)
+    for issue in issues:
+        warnings.warn(issue.reason(), SignalQualityWarning, stacklevel=4)
+    return rec.meta["quality"]
+
+
+def prepare_input(signal: np.ndarray, fs: float, channels, cfg: PreprocessConfig, *, units=None,
+                  quality: str = "warn", pad: bool = False) -> dict:
+    """Raw (channels, samples) array at fs Hz -> model-ready windows (the training path) under the input contract.
+
+    Contract (README, "Input contract and loading rules"): real float or integer samples; channel names as a list
+    or 'I,II'; fs finite in API_FS_RANGE_HZ; ECG in mV, or `units` given (microvolts without `units` are converted
+    with a SignalQualityWarning; integers need `units`); at least MIN_INPUT_S seconds (pad=True zero-pads shorter
+    input); inputs shorter than one window are zero-padded and `valid_fraction` (< 1) marks the windows whose
+    answers rest on less signal. The gate's saturation/noise/polarity issues warn (`quality='warn'`) or raise
+    (`quality='error'`); amplitudes that are not mV always raise.
+    """
+    if quality not in ("warn", "error"):
+        raise ValueError(f"quality must be 'warn' or 'error', got {quality!r}")
+    names = input_channels(channels, cfg.channels)
+    fs = input_fs(fs)
+    x = input_millivolts(input_array(signal, len(names)), names, units)
     n = x.shape[1]
+    if n / fs < min(MIN_INPUT_S, cfg.window_s) and not pad:
+        raise RecordError("<input>", f"input is {n / fs:.3g} s long; at least {min(MIN_INPUT_S, cfg.window_s):g} s "
+                                     "are needed (pad=True zero-pads it, with valid_fraction marking the windows)")
+    flags = _gate_input(x, names, fs, cfg, quality) if n > 1 else {}
+    need = int(np.ceil(cfg.window_s * fs))
     if n < need:
-        rec = Record(signal=np.pad(x, ((0, 0), (0, need - n))), channels=names, fs=fs, record_id="<input>")
-    samples = preprocess_record(rec, cfg)
+        warnings.warn(f"input is {n / fs:.3g} s, shorter than the model's {cfg.window_s:g} s window: zero-padded, "
+                      "its outputs rest on less signal (valid_fraction)", SignalQualityWarning, stacklevel=2)
+        x = np.pad(x, ((0, 0), (0, need - n)))
+    rec = Record(signal=x, channels=names, fs=fs, record_id="<input>")
+    samples = preprocess_record(rec, cfg, quality="off")
+    starts = np.array([s["start_s"] for s in samples])
     return {"signal": np.stack([s["signal"] for s in samples]), "channel_mask": np.stack([s["channel_mask"] for s in samples]),
-            "channels": list(cfg.channels), "start_s": np.array([s["start_s"] for s in samples]), "valid_samples": n}
+            "channels": list(cfg.channels), "start_s": starts, "valid_samples": n,
+            "valid_fraction": np.clip((n / fs - starts) / cfg.window_s, 0.0, 1.0), "quality": flags}
 
 
 SAMPLE_KEYS = ("signal", "channel_mask", "channels", "text", "labels", "vitals", "vitals_mask",

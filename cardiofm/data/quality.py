@@ -7,11 +7,13 @@ MIT-BIH and BIDMC sets, none of which any check rejects (benchmarks/RESULTS.md, 
 """
 from __future__ import annotations
 
+import numbers
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .channels import is_ecg
+from .channels import canonical_channel, is_ecg
 from .record import Record, RecordError
 
 # bounds on sizes that come from input, checked before anything is allocated
@@ -21,6 +23,9 @@ MAX_SEGMENTS = 100_000          # segments of one multi-segment record (MIMIC ma
 MAX_RECORD_SAMPLES = 2 ** 28    # channels x samples of one record: 1 GiB as float32 (a 24 h 3-lead Holter at
                                 # 1 kHz is 2.6e8); longer recordings must be split
 API_FS_RANGE_HZ = (25.0, 20_000.0)  # sampling rates accepted by prepare_input
+# shortest input prepare_input accepts without pad=True, seconds (two beats at 50 bpm): a window that is mostly zero
+# padding would get answers as confident as a full one
+MIN_INPUT_S = 2.5
 
 # robust peak-to-peak (0.5th to 99.5th percentile) of a surface ECG lead in mV: real leads span ~0.05-10 mV;
 # ADC counts or microvolts are 200-1000x larger, volts 1000x smaller
@@ -195,3 +200,86 @@ def gate_record(record: Record) -> Record:
         raise SignalQualityError(record.path or record.record_id, rep.issues)
     record.meta["quality"] = rep.flags
     return record
+
+
+# ---- the API input contract (prepare_input) -------------------------------------------------------------------
+def input_channels(channels, layout) -> list[str]:
+    """API channel names: a list/tuple of names or one comma-separated string ('I,II') -> canonical names."""
+    if isinstance(channels, str):
+        channels = channels.split(",")
+    elif isinstance(channels, np.ndarray):
+        channels = channels.tolist()
+    if not isinstance(channels, (list, tuple)) or not all(isinstance(c, str) for c in channels):
+        raise RecordError("<input>", f"channels must be a list of names or a comma-separated string, got "
+                                     f"{type(channels).__name__}")
+    if any(c.strip() in ("", ",") for c in channels):
+        raise RecordError("<input>", f"empty channel name in {list(channels)} (a comma-separated string split into "
+                                     "characters?); pass ['I', 'II'] or 'I,II'")
+    names = []
+    for c in channels:
+        canon = c if c in layout else canonical_channel(c)
+        if canon is None:
+            raise RecordError("<input>", f"unknown channel name {c!r}")
+        names.append(canon)
+    return names
+
+
+def input_fs(fs) -> float:
+    """API sampling rate: a finite real number in API_FS_RANGE_HZ (Hz)."""
+    lo, hi = API_FS_RANGE_HZ
+    if isinstance(fs, (bool, np.bool_)) or not isinstance(fs, numbers.Real):
+        raise RecordError("<input>", f"fs must be a number in Hz, got {type(fs).__name__}")
+    fs = float(fs)
+    if not lo <= fs <= hi:  # also refuses NaN
+        raise RecordError("<input>", f"sampling rate {fs!r} Hz is outside the accepted range [{lo:g}, {hi:g}] Hz")
+    return fs
+
+
+def input_array(signal, n_channels: int) -> np.ndarray:
+    """API signal: a real float/integer (channels, samples) array within MAX_RECORD_SAMPLES; not yet converted."""
+    try:
+        x = np.asarray(signal)
+    except ValueError as err:  # ragged nested lists
+        raise RecordError("<input>", f"signal is not a rectangular array ({err})")
+    if x.dtype.kind not in "fiu":
+        raise RecordError("<input>", f"signal dtype {x.dtype} is not accepted: samples must be real numbers "
+                                     "(float or integer)")
+    x = x[None] if x.ndim == 1 else x
+    if x.ndim != 2:
+        raise RecordError("<input>", f"signal must be (channels, samples), got shape {x.shape}")
+    if x.shape[0] != n_channels:
+        hint = " (transposed? pass (channels, samples))" if x.shape[1] == n_channels else ""
+        raise RecordError("<input>", f"signal has {x.shape[0]} rows but {n_channels} channel names{hint}")
+    if x.size > MAX_RECORD_SAMPLES:
+        raise RecordError("<input>", f"{x.size} samples; at most {MAX_RECORD_SAMPLES} per call (split it)")
+    return x
+
+
+def input_millivolts(x: np.ndarray, names: list[str], units) -> np.ndarray:
+    """Float32 copy with ECG rows in mV: from `units` ('mV'/'uV'/'V', one or per channel), else microvolts are
+    detected and converted with a SignalQualityWarning; integer arrays (ADC counts?) need `units`."""
+    from .readers.common import ecg_to_mv
+
+    integer = x.dtype.kind in "iu"
+    x = x.astype(np.float32)
+    bad = [c for c, row in zip(names, x) if not np.isfinite(row).all()]
+    if bad:
+        raise RecordError("<input>", f"NaN/inf samples in channel(s) {bad}")
+    if units is None:
+        if integer:
+            raise RecordError("<input>", "integer samples look like ADC counts: convert them to mV (divide by the "
+                                         "gain in counts/mV) or pass units='uV' / 'mV'")
+        scale = microvolt_scale(x, names)
+        if scale != 1.0:
+            warnings.warn("ECG amplitudes look like microvolts (hundreds to thousands per beat): converted to mV; "
+                          "pass units='uV' or units='mV' to state it", SignalQualityWarning, stacklevel=4)
+            x[[i for i, c in enumerate(names) if is_ecg(c)]] *= scale
+        return x
+    units = [units] * len(names) if isinstance(units, str) else list(units)
+    if len(units) != len(names):
+        raise RecordError("<input>", f"{len(units)} unit(s) for {len(names)} channel(s)")
+    x, out_units = ecg_to_mv(x, names, [str(u) for u in units])
+    unknown = [u for c, u in zip(names, out_units) if is_ecg(c) and u != "mV"]
+    if unknown:
+        raise RecordError("<input>", f"unknown ECG unit(s) {unknown}; use 'mV', 'uV' or 'V'")
+    return x

@@ -1,6 +1,7 @@
 """Corpus building: sources -> Records -> preprocessed windows -> Arrow shards (parallel, resumable, splittable)."""
 from __future__ import annotations
 
+import fcntl
 import glob
 import hashlib
 import json
@@ -8,14 +9,16 @@ import logging
 import os
 import re
 import time
+import traceback
 from collections import Counter
+from contextlib import contextmanager
 
 import numpy as np
 
 from ..preprocess import PreprocessConfig, preprocess_record
 from ..record import Record, RecordError
 from .shards import SHARD_DIR, corpus_features
-from .sources import SOURCES, SourceOptions
+from .sources import SOURCES, CorpusError, SourceOptions
 
 log = logging.getLogger("cardiofm.corpus")
 # rows per Arrow record batch: streaming readers hold one batch per open shard, so small batches keep memory flat
@@ -39,11 +42,12 @@ def record_rows(piece: Record, cfg: PreprocessConfig) -> list[dict]:
     """One gap-free Record -> corpus rows (windows with float16 signal and the record's metadata as JSON)."""
     piece.validate()
     offset = float(piece.meta.get("start_s", 0.0))
+    windows = preprocess_record(piece, cfg)  # the plausibility gate runs first: its numbers land in meta['quality']
     meta = {k: v for k, v in piece.meta.items() if k not in ("runs", "start_s")}
     meta.update(fs_original=piece.fs, channels_original=piece.channels, label_names=piece.label_names)
     meta_json = json.dumps(_json_safe(meta), ensure_ascii=False)
     rows = []
-    for s in preprocess_record(piece, cfg):
+    for s in windows:
         s["signal"] = s["signal"].astype(np.float16)
         s["start_s"] = float(s["start_s"]) + offset
         s["meta"] = meta_json
@@ -66,11 +70,40 @@ def task_rows(pieces: list[Record], cfg: PreprocessConfig) -> list[dict]:
     return rows
 
 
+_FILE_TOKEN = re.compile(r"\S*[/\\]\S*|\S+\.[A-Za-z][A-Za-z0-9]{0,4}\b")
+
+
 def reason_kind(reason: str) -> str:
-    """Category of a quarantine reason for summary counts: the text before any detail, without names or numbers."""
+    """Category of a quarantine reason for summary counts: the text before any detail, without file names, quoted
+    values or numbers (corpus.json keys must not identify a record)."""
     head = re.split(r"[:(\[]", reason, maxsplit=1)[0]
-    head = re.sub(r"'[^']*'|\"[^\"]*\"|[-+]?\d[\d.e+-]*", "", head)
-    return re.sub(r"\s+", " ", head).strip(" ,") or reason[:40]
+    head = re.sub(r"'[^']*'|\"[^\"]*\"", "", head)
+    head = _FILE_TOKEN.sub("<file>", head)
+    head = re.sub(r"[-+]?\d[\d.e+-]*", "", head)
+    return re.sub(r"\s+", " ", head).strip(" ,;") or "unclassified"
+
+
+def unexpected_reason(err: Exception) -> str:
+    """Quarantine reason of an unexpected exception: its type and where it was raised, never its message (which
+    may quote file contents such as report text)."""
+    frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+    where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame else ""
+    return f"unexpected {type(err).__name__}{where}"
+
+
+@contextmanager
+def _locked(path: str, what: str):
+    """Hold an exclusive non-blocking fcntl lock on `path`; a lock held by another process raises CorpusError."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CorpusError(f"{what} is in use by another prepare run (lock {path}); wait for it to finish or "
+                              "use another --out") from None
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock, also when the process is killed
 
 
 def _shard_paths(out: str, k: int) -> tuple[str, str]:
@@ -94,25 +127,28 @@ def process_shard(job: tuple) -> dict:
     arrow_path, json_path = _shard_paths(out, k)
     tmp = os.path.join(out, SHARD_DIR, f".tmp-shard-{k:05d}-{os.getpid()}.arrow")
     quarantine, ok, samples, t0 = [], 0, 0, time.time()
-    writer = ArrowWriter(features=corpus_features(cfg), path=tmp, writer_batch_size=WRITER_BATCH_ROWS)
-    try:
-        for task in tasks:
-            try:
-                rows = task_rows(source.read(task, opts), cfg)
-            except RecordError as err:
-                quarantine.append({"path": err.path, "reason": err.reason, "task": task, "source": source_name})
-                continue
-            except Exception as err:  # a long run never dies on one file: unexpected failures are quarantined too
-                quarantine.append({"path": task, "reason": f"unexpected {type(err).__name__}: {err}", "task": task,
-                                   "source": source_name})
-                continue
-            for r in rows:
-                writer.write(r)
-            ok, samples = ok + 1, samples + len(rows)
-        writer.finalize()
-    finally:
-        writer.close()
-    os.replace(tmp, arrow_path)
+    # the temp file is locked while written: another run's stale-file cleanup leaves it alone
+    with _locked(tmp + ".lock", f"temp shard {k}"):
+        writer = ArrowWriter(features=corpus_features(cfg), path=tmp, writer_batch_size=WRITER_BATCH_ROWS)
+        try:
+            for task in tasks:
+                try:
+                    rows = task_rows(source.read(task, opts), cfg)
+                except RecordError as err:
+                    quarantine.append({"path": err.path, "reason": err.reason, "task": task, "source": source_name})
+                    continue
+                except Exception as err:  # a long run never dies on one file: unexpected failures are quarantined
+                    quarantine.append({"path": task, "reason": unexpected_reason(err), "task": task,
+                                       "source": source_name})
+                    continue
+                for r in rows:
+                    writer.write(r)
+                ok, samples = ok + 1, samples + len(rows)
+            writer.finalize()
+        finally:
+            writer.close()
+        os.replace(tmp, arrow_path)
+    os.remove(tmp + ".lock")
     report = {"shard": k, "tasks": len(tasks), "records_ok": ok, "samples": samples, "quarantine": quarantine,
               "seconds": round(time.time() - t0, 3)}
     _atomic_json(json_path, report)
@@ -173,12 +209,30 @@ def _pool(num_proc: int):
     return ctx.Pool(num_proc, maxtasksperchild=64)
 
 
+def _remove_stale(out: str, todo: list[int]) -> None:
+    """Delete temp shards of shards this run redoes, left by interrupted runs; a temp file whose lock another live
+    run holds is being written and stays."""
+    for tmp in glob.glob(os.path.join(out, SHARD_DIR, ".tmp-shard-*.arrow")):
+        if int(os.path.basename(tmp).split("-")[2]) not in todo:
+            continue
+        try:
+            with _locked(tmp + ".lock", "temp shard"):
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+            os.remove(tmp + ".lock")
+        except CorpusError:
+            continue  # a concurrent run's shard (a different machine split): not ours to delete
+        except FileNotFoundError:
+            continue  # its writer finished and removed it meanwhile
+
+
 def prepare_corpus(source: str, opts: SourceOptions, out: str, cfg: PreprocessConfig | None = None,
                    num_proc: int = 1, shard_index: int = 0, num_shards: int = 1, records_per_shard: int = 1000,
                    progress: bool = True) -> dict:
-    """Build (or resume) the corpus of one source in OUT; this machine takes shards k with k % num_shards == index."""
-    from tqdm import tqdm
+    """Build (or resume) the corpus of one source in OUT; this machine takes shards k with k % num_shards == index.
 
+    A second run with the same machine split into the same OUT while this one runs raises CorpusError (fcntl lock
+    OUT/.prepare-<index>-of-<num>.lock); so does a source root that holds no input."""
     if source not in SOURCES:
         raise KeyError(f"unknown source {source!r}; known: {sorted(SOURCES)}")
     if not 0 <= shard_index < num_shards:
@@ -187,14 +241,24 @@ def prepare_corpus(source: str, opts: SourceOptions, out: str, cfg: PreprocessCo
         raise FileNotFoundError(f"source root {opts.root} is not a folder")
     cfg = cfg or PreprocessConfig()
     opts.min_samples_s = max(opts.min_samples_s, cfg.window_s)
-    os.makedirs(os.path.join(out, SHARD_DIR), exist_ok=True)
     tasks = SOURCES[source].discover(opts)
+    if not tasks:
+        raise CorpusError(f"no {source} input found under {opts.root} (see `cardiofm prepare --help` for what each "
+                          "source expects)")
+    os.makedirs(os.path.join(out, SHARD_DIR), exist_ok=True)
+    with _locked(os.path.join(out, f".prepare-{shard_index}-of-{num_shards}.lock"), out):
+        return _run_shards(source, opts, out, cfg, tasks, num_proc, shard_index, num_shards, records_per_shard,
+                           progress)
+
+
+def _run_shards(source, opts, out, cfg, tasks, num_proc, shard_index, num_shards, records_per_shard, progress):
+    """The locked body of prepare_corpus: plan, stale cleanup, shards (in a pool), merged reports."""
+    from tqdm import tqdm
+
     plan = _plan(out, source, opts, cfg, tasks, records_per_shard)
     mine = [k for k in range(plan["num_shards"]) if k % num_shards == shard_index]
     todo = [k for k in mine if not all(os.path.exists(p) for p in _shard_paths(out, k))]
-    for stale in glob.glob(os.path.join(out, SHARD_DIR, ".tmp-*")):
-        if int(os.path.basename(stale).split("-")[2]) in todo:
-            os.remove(stale)  # left by an interrupted run of a shard this run redoes
+    _remove_stale(out, todo)
     log.info("%s: %d inputs -> %d shards; this machine: %d shards, %d already done, %d to do",
              source, len(tasks), plan["num_shards"], len(mine), len(mine) - len(todo), len(todo))
     jobs = [(k, tasks[k * records_per_shard:(k + 1) * records_per_shard], out, cfg.to_dict(), source, opts)

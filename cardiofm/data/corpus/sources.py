@@ -10,6 +10,10 @@ from typing import Callable
 from ..record import Record, RecordError
 
 
+class CorpusError(ValueError):
+    """A corpus run that cannot proceed (no inputs, output folder locked by another run); one-line message."""
+
+
 @dataclass
 class SourceOptions:
     """Per-run reader options: source root, PTB-XL rate, CSV/NumPy channels and fs, text and label policies."""
@@ -21,6 +25,7 @@ class SourceOptions:
     require_text: bool = True            # text sources: an empty or non-UTF-8 report quarantines the record
     label_map: str | None = None         # CSV whose first column lists every allowed label code
     min_samples_s: float = 10.0          # pieces of gapped records shorter than this (s) are skipped
+    max_gap_s: float = 0.5               # gaps up to this (s) are interpolated and masked instead of splitting
     extra: dict = field(default_factory=dict)
 
 
@@ -38,14 +43,27 @@ def _skip_dir(name: str) -> bool:
     return name.startswith(".")
 
 
+def walk_tree(root: str):
+    """os.walk that follows directory symlinks, visits each real directory once (a link loop is walked once) and
+    skips hidden folders; yields (dir, sorted subdirs, files)."""
+    seen: set[tuple[int, int]] = set()
+    for d, dirs, files in os.walk(root, followlinks=True):
+        st = os.stat(d)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(x for x in dirs if not _skip_dir(x))
+        yield d, dirs, files
+
+
 def discover_wfdb(root: str) -> list[str]:
     """Record paths (without extension) of every WFDB record under root, recursively.
 
     Layout headers, segments named by a multi-segment header and numerics companions ('<rec>n' beside '<rec>')
     are parts of another record and are not listed on their own."""
     out = []
-    for d, dirs, files in os.walk(root):
-        dirs[:] = sorted(x for x in dirs if not _skip_dir(x))
+    for d, _, files in walk_tree(root):
         names = {f[:-4] for f in files if f.endswith(".hea")}
         parts: set[str] = set()
         for n in names:
@@ -74,13 +92,14 @@ def _segments_of(header: str) -> set[str]:
 
 
 def _pieces(rec: Record, opts: SourceOptions) -> list[Record]:
-    """Gap-free pieces at least one window long; a record with none raises RecordError."""
-    from ..readers.wfdb import contiguous_pieces
+    """Gap-free pieces at least one window long (gaps <= opts.max_gap_s interpolated first, then masked by
+    preprocessing); a record with none raises RecordError."""
+    from ..readers.wfdb import contiguous_pieces, interpolate_short_gaps
 
     if rec.fs < 10.0:  # below this a record is trend data (monitor numerics), not a waveform
         raise RecordError(rec.path, f"numerics-only record (fs {rec.fs:.4g} Hz), not a waveform")
     need = int(opts.min_samples_s * rec.fs)
-    pieces = contiguous_pieces(rec, need)
+    pieces = contiguous_pieces(interpolate_short_gaps(rec, opts.max_gap_s), need)
     if not pieces:
         what = "gap-free piece" if rec.meta.get("runs") else "record"
         raise RecordError(rec.path, f"shorter than one window (no {what} of {opts.min_samples_s:g} s)")
@@ -162,8 +181,7 @@ def _code15_read(task, opts):
 
 
 def _bidmc_discover(opts):
-    from ..readers.bidmc import bidmc_files
-    return bidmc_files(opts.root)
+    return _files_with(opts.root, ("_signals.csv", "_signals.csv.gz"))
 
 
 def _bidmc_read(task, opts):
@@ -173,8 +191,7 @@ def _bidmc_read(task, opts):
 
 def _files_with(root: str, suffixes: tuple[str, ...]) -> list[str]:
     out = []
-    for d, dirs, files in os.walk(root):
-        dirs[:] = [x for x in dirs if not _skip_dir(x)]
+    for d, _, files in walk_tree(root):
         out += [os.path.join(d, f) for f in files if f.lower().endswith(suffixes)]
     return sorted(out)
 

@@ -264,6 +264,37 @@ def read_wfdb(path: str, source: str = "wfdb") -> Record:
                   record_id=name, path=where, units=units, meta=meta)
 
 
+def interpolate_short_gaps(record: Record, max_gap_s: float) -> Record:
+    """Invalid spans of <= max_gap_s seconds with measured samples on both sides -> linear interpolation, listed in
+    meta['interpolated'] as [channel, start, stop] (samples) so preprocessing masks them; longer gaps stay gaps."""
+    runs = record.meta.get("runs")
+    if not runs or max_gap_s <= 0:
+        return record
+    n, row = record.signal.shape[1], {c: i for i, c in enumerate(record.channels)}
+    valid = np.zeros(record.signal.shape, dtype=bool)
+    for start, stop, names in runs:
+        valid[[row[c] for c in names], start:stop] = True
+    x, filled, longest = record.signal.copy(), [], int(max_gap_s * record.fs)
+    for i, name in enumerate(record.channels):
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], (~valid[i]).view(np.int8), [0]))))
+        for a, b in zip(edges[::2], edges[1::2]):
+            if b - a <= longest and a > 0 and b < n:
+                x[i, a:b] = np.interp(np.arange(a, b), [a - 1, b], [x[i, a - 1], x[i, b]])
+                valid[i, a:b] = True
+                filled.append([name, int(a), int(b)])
+    if not filled:
+        return record
+    meta = {**record.meta, "runs": _valid_runs(np.where(valid, x, np.nan), record.channels),
+            "interpolated": record.meta.get("interpolated", []) + filled}
+    return Record(**{**record.__dict__, "signal": x, "meta": meta})
+
+
+def _spans_in(spans: list, names: list[str], start: int, stop: int) -> list:
+    """Interpolated spans [channel, a, b] of `names` overlapping [start, stop), shifted to start at 0."""
+    return [[c, max(a, start) - start, min(b, stop) - start] for c, a, b in spans
+            if c in names and a < stop and b > start]
+
+
 def contiguous_pieces(record: Record, min_samples: int = 1) -> list[Record]:
     """Split a record with gaps (meta['runs']) into gap-free Records of >= min_samples; start in meta['start_s']."""
     runs = record.meta.get("runs")
@@ -274,8 +305,10 @@ def contiguous_pieces(record: Record, min_samples: int = 1) -> list[Record]:
         if stop - start < min_samples:
             continue
         idx = [record.channels.index(n) for n in names]
-        meta = {k: v for k, v in record.meta.items() if k != "runs"}
+        meta = {k: v for k, v in record.meta.items() if k not in ("runs", "interpolated")}
         meta["start_s"] = record.meta.get("start_s", 0.0) + start / record.fs
+        if record.meta.get("interpolated"):
+            meta["interpolated"] = _spans_in(record.meta["interpolated"], names, start, stop)
         pieces.append(Record(**{**record.__dict__, "signal": record.signal[idx, start:stop], "channels": list(names),
                                 "units": [record.units[i] for i in idx] if record.units else [], "meta": meta}))
     return pieces
