@@ -2,7 +2,7 @@
 initialised (same architecture: the pretrained config with fresh weights), finetuned or frozen (linear probe),
 beside the classical baseline measured in the same run.
 
-  diagnosis       PTB-XL superclasses, folds 1-6 train / 7 val / 8 test, 12 leads (configs/finetune_diagnosis.yaml):
+  diagnosis       PTB-XL superclasses, folds 1-6 train / 7 val / 8 test, 12 leads (packaged config finetune_diagnosis):
                   arms classical (features + logistic), random_probe, random_full, pretrained_probe, pretrained_full,
                   pretrained_star (full + STAR); optional pretraining-steps curve (--snapshots: pretrained_full from
                   OUT/pretrain/snapshots/step*)
@@ -67,7 +67,7 @@ def diagnosis_run(out: Path, arm: str, init: str, extra: list[str], seed: int, s
     if done.is_file():
         return json.loads(done.read_text())
     data = Path(cardiofm_data()) / "ptbxl"
-    cfg = load_config(FinetuneConfig, REPO / "configs" / "finetune_diagnosis.yaml",
+    cfg = load_config(FinetuneConfig, "finetune_diagnosis",
                       [f"model={_start(out, init)}", f"output_dir={run}", f"data.root={data}",
                        f"train.max_steps={steps}", f"train.seed={seed}", "bootstrap=0"] + extra)
     test = run_finetune(cfg)["splits"]["test"]
@@ -132,7 +132,7 @@ def reconstruction_run(out: Path, arm: str, init: str, seed: int, steps: int, wa
     if done.is_file():
         return json.loads(done.read_text())
     torch.manual_seed(seed)
-    cfg = load_config(ReconstructionConfig, REPO / "configs" / "finetune_reconstruction.yaml", [
+    cfg = load_config(ReconstructionConfig, "finetune_reconstruction", [
         f"model={_start(out, init)}", f"ptbxl={Path(cardiofm_data()) / 'ptbxl'}", "bidmc=", f"output_dir={run}",
         "eval_sets=[[I],[II,V1,V5]]", "lead_table=false", "diagnostic_check=false", "n_figures=0",
         f"train.max_steps={steps}", f"lag_warmup_steps={warmup}", f"train.seed={seed}"])

@@ -117,7 +117,7 @@ def stage_finetune(out: Path, task: str, steps: int, seeds: int = 1, extra: list
     model = out / "pretrain" / "model"
     if not model.is_dir():
         raise SystemExit(f"{model} missing: run --stage pretrain first")
-    yaml = REPO / "configs" / ("finetune_diagnosis.yaml" if task == "diagnosis" else "finetune_vitals.yaml")
+    yaml = "finetune_diagnosis" if task == "diagnosis" else "finetune_vitals"
     root = DATA / ("ptbxl" if task == "diagnosis" else "bidmc")
     t0 = time.time()
     runs = []

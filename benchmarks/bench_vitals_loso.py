@@ -161,7 +161,7 @@ def finetune_model_hr(model_dir: str, subjects: list[dict], paths: list[str], st
     for i, (subject, path) in enumerate(zip(ids, paths)):
         run = out / f"fold_{subject}_seed{seed}"
         if not (run / "model").is_dir():
-            cfg = load_config(FinetuneConfig, REPO / "configs" / "finetune_vitals.yaml", [
+            cfg = load_config(FinetuneConfig, "finetune_vitals", [
                 f"model={model_dir}", f"output_dir={run}", f"data.root={DATA / 'bidmc'}",
                 f"data.test_subjects=[{subject}]", f"data.val_subjects=[{ids[(i + 1) % len(ids)]}]",
                 f"train.max_steps={steps}", f"train.seed={seed}", "train.eval_every=50", "bootstrap=0"])

@@ -1,5 +1,6 @@
-"""Comparative augmentation study: the same small diagnosis model trained once per augmentation arm under the
-source-aware stratified k-fold protocol on CinC 2021, scored per record (macro/micro AUROC, rare-class AUROC, the
+"""Comparative augmentation study: the same diagnosis model (pretrained or random init) trained once per augmentation
+arm under the source-aware stratified k-fold protocol on CinC 2021 (plus PTB-XL as one more source with
+`ptbxl_root`), scored per record (macro/micro AUROC, rare-class AUROC, the
 challenge score), reported as mean +- std over folds.
 
 Every arm sees the same folds, the same initial weights per fold (seeded) and the same number of optimizer steps;
@@ -21,6 +22,16 @@ from ..data.augment import AUGMENTATIONS, AugmentConfig, build_augmentation
 from ..engine.config import TrainConfig
 
 logger = logging.getLogger(__name__)
+# PTB-XL SCP statement -> the SNOMED-CT code of the same finding in CinC 2021's label space (the names in
+# cinc2021.snomed_ct_map); statements without a counterpart there (NORM, the ST/T subtypes, ...) are not used.
+PTBXL_SNOMED = {
+    "SR": "426783006", "STACH": "427084000", "SBRAD": "426177001", "SARRH": "427393009", "AFIB": "164889003",
+    "AFLT": "164890007", "PAC": "284470004", "PVC": "427172004", "1AVB": "270492004", "CRBBB": "713427006",
+    "IRBBB": "713426002", "CLBBB": "733534002", "LAFB": "445118002", "IVCD": "698252002", "LVH": "164873001",
+    "NDT": "164934002", "NST_": "428750005", "LNGQT": "111975006", "QWAVE": "164917005", "LPR": "164947007",
+    "LQRSV": "251146004", "PACE": "10370003", **{mi: "164865005" for mi in (
+        "IMI", "ASMI", "AMI", "ALMI", "ILMI", "LMI", "IPLMI", "IPMI", "PMI", "INJAS", "INJAL", "INJIN", "INJLA",
+        "INJIL")}}
 ARMS = ["none", "star", "equal_segment", "crop_shift", "time_stretch", "gaussian_noise", "baseline_wander",
         "amplitude_scale", "lead_mask"]
 
@@ -30,6 +41,7 @@ class StudyConfig:
     """What to compare, on which records, with which model and training budget."""
 
     root: str = "../shared/data/torch_ecg_sample/cinc2021"   # CinC 2021 folder (sample or full download)
+    ptbxl_root: str = ""                # PTB-XL folder added as one more source (SCP codes -> SNOMED-CT); "" = none
     arms: list[str] = field(default_factory=lambda: list(ARMS))   # "none" = no augmentation
     arm_p: float = 0.5                  # probability each arm's augmentation is applied to a training window
     model: str = "tiny"                 # preset (random init) or pretrained checkpoint dir / Hub id
@@ -73,6 +85,11 @@ def load_study_data(cfg: StudyConfig, pre) -> StudyData:
     from .data import FinetuneDataConfig, read_records, record_windows
 
     records = read_records(FinetuneDataConfig(source="cinc2021", root=cfg.root, max_records=cfg.max_records))
+    if cfg.ptbxl_root:
+        for r in read_records(FinetuneDataConfig(source="ptbxl", root=cfg.ptbxl_root, max_records=cfg.max_records)):
+            r.labels = sorted({PTBXL_SNOMED[c] for c in r.labels if c in PTBXL_SNOMED})
+            r.meta["database"] = "PTB-XL"
+            records.append(r)
     records = [r for r in records if r.labels]
     counts: dict[str, int] = {}
     for r in records:
@@ -175,7 +192,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def summarise(results: dict[str, list[dict]]) -> dict:
-    """Per arm: mean and std over folds of each metric, rare classes averaged per class over folds."""
+    """Per arm: mean and std over folds of each metric, rare classes averaged per class over folds, and the
+    fold-paired comparison with the 'none' arm."""
     out = {}
     for arm, folds in results.items():
         row = {k: _mean_std([f[k] for f in folds]) for k in ("macro_auroc", "micro_auroc", "challenge_score")}
@@ -185,17 +203,39 @@ def summarise(results: dict[str, list[dict]]) -> dict:
                                              if f["rare_auroc"] and np.isfinite(list(f["rare_auroc"].values())).any()
                                              else None for f in folds])
         row["folds"] = len(folds)
+        if arm != "none" and "none" in results:
+            row["paired_vs_none"] = paired_vs_reference(results["none"], folds)
         out[arm] = row
     return out
+
+
+def paired_vs_reference(reference: list[dict], arm: list[dict], key: str = "macro_auroc") -> dict:
+    """Fold-paired comparison of an arm with the reference arm: mean difference, folds won, paired t-test p and
+    exact sign-flip (permutation) p over the folds both ran."""
+    from itertools import product
+
+    from scipy import stats
+
+    ref = {f["fold"]: f[key] for f in reference}
+    diffs = np.array([f[key] - ref[f["fold"]] for f in arm if f["fold"] in ref])
+    if len(diffs) < 2:
+        return {"mean_diff": float(diffs.mean()) if len(diffs) else float("nan"), "n": int(len(diffs))}
+    flips = np.array([np.mean(diffs * np.array(signs)) for signs in product((1, -1), repeat=len(diffs))])
+    return {"mean_diff": float(diffs.mean()), "n": int(len(diffs)), "wins": int((diffs > 0).sum()),
+            "t_test_p": float(stats.ttest_rel(diffs + 0.0, np.zeros_like(diffs)).pvalue),
+            "sign_flip_p": float(np.mean(np.abs(flips) >= abs(diffs.mean()) - 1e-12))}
 
 
 def format_summary(summary: dict, label_names: dict[str, str] | None = None) -> str:
     """Markdown table: one row per arm, mean +- std over folds."""
     fmt = lambda ms: "n/a" if not np.isfinite(ms[0]) else f"{ms[0]:.3f} +- {ms[1]:.3f}"  # noqa: E731
-    lines = ["| arm | folds | macro AUROC | micro AUROC | rare-class AUROC | challenge score |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| arm | folds | macro AUROC | vs none: diff, folds won, p (paired t / sign-flip) | micro AUROC | "
+             "rare-class AUROC | challenge score |", "|---|---|---|---|---|---|---|"]
     for arm, row in summary.items():
-        lines.append(f"| {arm} | {row['folds']} | {fmt(row['macro_auroc'])} | {fmt(row['micro_auroc'])} | "
+        pair = row.get("paired_vs_none")
+        vs = (f"{pair['mean_diff']:+.3f}, {pair.get('wins', 0)}/{pair['n']}, "
+              f"{pair.get('t_test_p', float('nan')):.2f} / {pair.get('sign_flip_p', float('nan')):.2f}") if pair else "-"
+        lines.append(f"| {arm} | {row['folds']} | {fmt(row['macro_auroc'])} | {vs} | {fmt(row['micro_auroc'])} | "
                      f"{fmt(row['rare_macro_auroc'])} | {fmt(row['challenge_score'])} |")
     rare = sorted({n for row in summary.values() for n in row["rare_auroc"]})
     if rare:
@@ -224,7 +264,11 @@ def run_study(cfg: StudyConfig) -> dict:
     data = load_study_data(cfg, pre)
     folds = cfg.folds or list(range(cfg.n_folds))
     results: dict[str, list[dict]] = {arm: [] for arm in cfg.arms}
-    for arm, fold in tqdm([(a, f) for a in cfg.arms for f in folds], desc="augment-study"):
+    if (out / "results.json").is_file():   # resume: arm x fold pairs already scored are kept, not rerun
+        saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        results.update({arm: saved[arm] for arm in cfg.arms if arm in saved})
+    todo = [(a, f) for a in cfg.arms for f in folds if f not in {r["fold"] for r in results[a]}]
+    for arm, fold in tqdm(todo, desc="augment-study"):
         results[arm].append({"fold": fold, **run_arm_fold(cfg, data, arm, fold, pre)})
         (out / "results.json").write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
     summary = summarise(results)
