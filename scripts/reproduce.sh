@@ -67,7 +67,7 @@ ablation() {
 augment() {
   pretrain
   "$CLI" augment-study --config augment_study model="$OUT/pretrain/model" \
-    root="$DATA/torch_ecg_sample/cinc2021" output_dir="$OUT/augment"
+    root="$DATA/torch_ecg_sample/cinc2021" ptbxl_root="$DATA/ptbxl" output_dir="$OUT/augment"
 }
 
 full() {
