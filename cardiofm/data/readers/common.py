@@ -58,7 +58,7 @@ def decode_text(raw: bytes, where: str, what: str = "text") -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise RecordError(where, f"{what} is not valid UTF-8 (byte {err.start}: {raw[err.start:err.start + 4]!r})")
+        raise RecordError(where, f"{what} is not valid UTF-8 (at byte {err.start}; bytes not quoted)")
 
 
 _KEY_VALUE = re.compile(r"^\s*([A-Za-z_][\w ]{0,30}?)\s*:\s*(.*)$")

@@ -17,6 +17,7 @@ _BYTES_PER_SAMPLE = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80":
 _FMT = re.compile(r"^(\d+)(x\d+)?(:\d+)?(\+\d+)?$")
 _MAX_SAMPLES_PER_FRAME = 64  # WFDB oversampled signals use a few; more is a header error
 _GAIN = re.compile(r"^([-+\d.eE]+)(?:\((-?\d+)\))?(?:/(\S+))?$")
+_MAX_HEADER_BYTES = 16 << 20  # a 100000-segment master header is ~3 MB
 _VITAL_KEYS = {"hr": "HR", "rr": "RR", "spo2": "SpO2", "sbp": "SBP", "dbp": "DBP"}
 
 
@@ -31,6 +32,9 @@ def read_header_text(base: str) -> str:
     """The .hea file as strict UTF-8 text; missing, non-UTF-8 or missing/invalid sampling rate raise RecordError."""
     where = base + ".hea"
     try:
+        size = os.path.getsize(where)
+        if size > _MAX_HEADER_BYTES:
+            raise RecordError(where, f"header is {size} bytes; at most {_MAX_HEADER_BYTES} accepted")
         with open(where, "rb") as f:
             raw = f.read()
     except OSError as err:
