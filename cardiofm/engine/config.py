@@ -48,6 +48,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     checkpoint_every: int = 500          # steps between full-state checkpoints (0: only final/SIGTERM)
     keep_last: int = 3                   # complete checkpoints kept on disk
+    allow_inexact_resume: bool = False   # resume a checkpoint whose RNG state is missing/unreadable (with a warning)
     log_every: int = 10
     eval_every: int = 0                  # steps between eval_fn calls (0: only at the end)
     plot_every: int = 0                  # steps between plot_fn figures (0: never)

@@ -90,8 +90,10 @@ class Trainer(TrainingLoop):
         return self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
 
     def _restore(self) -> Path | None:
-        """Load the newest complete checkpoint into the prepared objects; None when there is none."""
-        path = self.checkpoints.latest()
+        """Load the newest checkpoint that verifies against its manifest into the prepared objects; None when there
+        is none. A damaged newer one is skipped (logged); an unusable RNG state raises CheckpointError unless
+        train.allow_inexact_resume."""
+        path, _ = self.checkpoints.resume_point(self.accelerator.process_index, self.cfg.allow_inexact_resume)
         if path is None:
             logger.info("--resume: no complete checkpoint under %s, starting from step 0", self.checkpoints.root)
             return None
