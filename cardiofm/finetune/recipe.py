@@ -3,6 +3,7 @@ probe or layer-wise LR decay, early stopping on a validation metric) -> evaluate
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -129,9 +130,9 @@ def rate_residual_std(windows: list[dict], hr: np.ndarray, present: np.ndarray, 
 
 def encoder_overrides(cfg: FinetuneConfig) -> dict:
     """Config values set on the starting encoder: median-beat tokens (if asked) and the resolved head pooling."""
-    from ..models import CardioFMConfig, list_presets, preset_config
+    from ..models.factory import resolve_config
 
-    base = preset_config(cfg.model) if cfg.model in list_presets() else CardioFMConfig.from_pretrained(cfg.model)
+    base = resolve_config(cfg.model)
     beats = base.beat_tokens if cfg.beat_tokens is None else cfg.beat_tokens
     pooling = cfg.head_pooling if cfg.head_pooling != "auto" else ("beat" if beats else "mean")
     return {"beat_tokens": beats, "head_pooling": pooling}
@@ -228,14 +229,15 @@ def make_eval_fn(cfg: FinetuneConfig, windows: list[dict], collate):
 def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> dict:
     """setup -> train -> evaluate -> save; returns the report written to output_dir/metrics.json."""
     from ..engine.trainer import Trainer, seed_everything
-    from ..models import CardioFMConfig
+    from ..models.factory import resolve_config
+    from ..models.hub.summary import finetuning_summary
 
+    started = time.time()
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "finetune_config.yaml")
     seed_everything(cfg.train.seed)
-    pre = CardioFMConfig.from_pretrained(cfg.model).preprocess_config if Path(cfg.model).is_dir() or \
-        "/" in cfg.model else _preset_preprocess(cfg.model)
+    pre = resolve_config(cfg.model).preprocess_config
     data = build_task_data(cfg.data, cfg.task, pre)
     model = build_model(cfg, data)
     collate = make_collate(cfg, model)
@@ -256,6 +258,8 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> dict:
     report["training"] = {"steps": result.step, "stopped": result.stopped, "mode": cfg.mode,
                           "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
     write_report(report, out, curves)
+    model.config.training_summary = finetuning_summary(cfg, model, data, report, result, time.time() - started)
+    model.save_pretrained(str(out / "model"))  # config and card now state the run and its test metrics
     logger.info("finetuned model in %s, metrics in %s", out / "model", out / "metrics.json")
     return report
 
@@ -273,12 +277,6 @@ def evaluate_and_save(cfg: FinetuneConfig, model, data: TaskData, collate, out: 
             model.config.decision_thresholds = [float(t) for t in thresholds]
     model.save_pretrained(str(out / "model"))
     return report, curves
-
-
-def _preset_preprocess(name: str):
-    from ..models import preset_config
-
-    return preset_config(name).preprocess_config
 
 
 def _without_early_stopping(train: TrainConfig) -> TrainConfig:

@@ -74,6 +74,7 @@ class CardioFMConfig(PreTrainedConfig):
     diagnosis_loss: str = "bce"               # "bce" | "asymmetric"
     class_pos_weight: list[float] | None = None
     decision_thresholds: list[float] | None = None   # per-label probability cut-offs tuned on validation data
+    window_aggregation: str | None = None     # "mean" | "max" over a record's windows (None: the caller's choice)
     vital_names: list[str] | None = None      # None: all of data.record.VITALS with population defaults
     vital_mean: list[float] | None = None     # target normalisation per vital, physical units
     vital_std: list[float] | None = None

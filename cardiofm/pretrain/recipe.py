@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import torch
@@ -19,17 +20,18 @@ class PretrainRecipe:
         self.cfg = cfg
         self.output_dir = Path(cfg.output_dir)
         self.trainer = self.tokenizer = None
+        self.started = time.time()
+        self.counted = {"tokens": 0, "samples": 0}  # this process's batches, for the tokens-per-window rate
 
     def setup(self, resume: bool = False) -> "PretrainRecipe":
         """Data, tokenizer (reused from output_dir on resume), model seeded identically on every process, Trainer."""
-        from ..data.preprocess import PreprocessConfig
         from ..engine import Trainer, seed_everything
-        from ..models import create_model, preset_config
+        from ..models import create_model
         from .data import build_tokenizer, count_tokens, make_collate, training_data
         from .plots import make_plot_fn
 
         cfg = self.cfg
-        preprocess = self._preprocess_config(PreprocessConfig, preset_config)
+        preprocess = self._preprocess_config()
         train_data, texts, eval_samples = training_data(cfg, preprocess)
         saved_tok = self.output_dir / "tokenizer"
         if resume and (saved_tok / "report_tokenizer.model").exists():
@@ -44,7 +46,8 @@ class PretrainRecipe:
                              for i in range(0, len(eval_samples), cfg.train.batch_size)]
         self.trainer = Trainer(model, cfg.train, train_data, collate, self._eval_fn, output_dir=self.output_dir,
                                transform=self._map_transform(), fs=preprocess.fs,
-                               tokens_fn=lambda b: count_tokens(b, patch), plot_fn=make_plot_fn(preprocess.fs),
+                               tokens_fn=lambda b: self._count(count_tokens(b, patch), b),
+                               plot_fn=make_plot_fn(preprocess.fs),
                                plot_batch=self.eval_batches[0] if self.eval_batches else None)
         if self.trainer.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -55,14 +58,16 @@ class PretrainRecipe:
                     ", ".join(cfg.data.corpus_dirs) or f"{cfg.data.synthetic_size} synthetic windows")
         return self
 
-    def _preprocess_config(self, preprocess_cls, preset_config):
+    def _preprocess_config(self):
         """The model's preprocessing (from its preset when it has one), so data and model agree on fs/layout."""
-        name = self.cfg.model.name
-        try:
-            values = preset_config(name).preprocess
-        except ValueError:
-            values = None  # a saved model / config file: create_model carries its own; default layout here
-        return preprocess_cls.from_dict(values) if values else preprocess_cls()
+        from ..models.factory import resolve_config
+
+        return resolve_config(self.cfg.model.name).preprocess_config
+
+    def _count(self, tokens: int, batch: dict) -> int:
+        self.counted["tokens"] += tokens
+        self.counted["samples"] += len(batch["signals"])
+        return tokens
 
     def _map_transform(self):
         """Augmentation for the map-style synthetic set (streams apply it inside the mixture)."""
@@ -95,8 +100,17 @@ class PretrainRecipe:
         """Eval losses of the current weights."""
         return self.trainer.evaluate()
 
-    def save(self) -> Path:
-        """Export DIR/model: save_pretrained weights + config + report tokenizer (CardioFMForPretraining loads it)."""
+    def save(self, result=None) -> Path:
+        """Export DIR/model: save_pretrained weights + config (with the run summary the card is written from) +
+        report tokenizer (CardioFMForPretraining loads it)."""
+        if result is not None:
+            from ..models.hub.summary import pretraining_summary
+
+            samples = self.trainer.state["samples_seen"]
+            rate = self.counted["tokens"] / max(1, self.counted["samples"])  # tokens per window actually fed
+            self.trainer.unwrapped_model().config.training_summary = pretraining_summary(
+                self.cfg, self.trainer.unwrapped_model(), result, time.time() - self.started, None,
+                int(round(samples * rate)), samples)
         path = self.trainer.export(self.output_dir / "model", tokenizer=self.tokenizer)
         if self.trainer.is_main_process:
             logger.info("model exported to %s (load with CardioFMForPretraining.from_pretrained)", path)
@@ -110,7 +124,7 @@ def run(cfg: PretrainConfig, resume: bool = False) -> int:
     if result.stopped == "sigterm":
         logger.warning("preempted at step %d: checkpoint %s; rerun with --resume", result.step, result.checkpoint)
         return 143
-    recipe.save()
+    recipe.save(result)
     if recipe.trainer.is_main_process:
         logger.info("done at step %d (%s); outputs in %s: model/, checkpoints/, logs/ (TensorBoard), plots/, "
                     "metrics.jsonl", result.step, result.stopped, recipe.output_dir.resolve())

@@ -60,7 +60,8 @@ def training_section(summary: dict | None, num_parameters: int | None) -> list[s
              f"hours of signal at {data.get('fs_hz', 0):g} Hz",
              f"- Optimizer steps: {_fmt(summary.get('steps'))} (stopped: {summary.get('stopped')}); windows seen "
              f"{_fmt(summary.get('samples_seen'))}; tokens seen {_fmt(summary.get('tokens_seen'))}",
-             f"- Final train loss: {_fmt(summary.get('final_train_loss'), '.4f')}; eval: "
+             f"- Final train loss: {_fmt(summary.get('final_train_loss'), '.4f')} (logged at step "
+             f"{_fmt(summary.get('final_train_loss_step'))}); eval: "
              + (", ".join(f"{k} {v:.4f}" for k, v in sorted((summary.get("eval") or {}).items())) or "none"),
              f"- Wall time {_fmt(summary.get('wall_time_s'), ',.0f')} s on {summary.get('hardware', 'unknown')}"]
     if summary.get("base_model"):
