@@ -1,61 +1,74 @@
-"""`cardiofm embed`: recordings -> per-window encoder embeddings (.npz), preprocessed as the checkpoint was trained."""
+"""`cardiofm embed`: recordings -> per-window encoder embeddings (.npz), preprocessed as the checkpoint was trained;
+windows are batched across records."""
 from __future__ import annotations
 
-HELP = "embed ECG/PPG recordings (WFDB, CSV, NumPy) with a cardiofm checkpoint into an .npz of window vectors"
+HELP = "embed ECG/PPG recordings (WFDB, CSV, NumPy; files or folders) with a cardiofm checkpoint into an .npz"
 
 
 def add_arguments(parser) -> None:
-    """Checkpoint, input files, optional channel names / sampling rate for headerless files, output path."""
+    """Checkpoint, inputs, input flags (channel names / rate of headerless files, unknown channels), output path."""
+    from .predict import add_input_arguments
+
     parser.add_argument("--model", required=True, help="model directory, Hub id 'org/name' or preset (random weights)")
-    parser.add_argument("inputs", nargs="+", help="WFDB record (.hea or base path), .csv, .npy or .npz files")
-    parser.add_argument("--channels", default=None, help="comma-separated channel names for CSV/NumPy without sidecar")
-    parser.add_argument("--fs", type=float, default=None, help="sampling rate in Hz for CSV/NumPy without sidecar")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("inputs", nargs="+", help="folders or files of records: WFDB (.hea or base path), CSV, NumPy")
+    parser.add_argument("--overlap", type=float, default=0.0, help="fraction of a window shared by the next one")
+    parser.add_argument("--batch-size", type=int, default=64, help="windows per forward pass, across records")
     parser.add_argument("--out", required=True, help="output .npz: embeddings (W, H), record, start_s, channel_mask")
+    add_input_arguments(parser)
 
 
-def read_any(path: str, channels, fs):
-    """Dispatch a file to the data layer's reader by extension -> Record."""
-    from ..data.readers import read_csv_signal, read_numpy_signal, read_wfdb
+def pooled_features(model, batch):
+    """(B, H + C): pooled encoder features of a collated batch (any cardiofm model: its base encoder), then the
+    window's channel mask as 0/1 columns (so both travel through the cross-record batching together)."""
+    import torch
 
-    if path.endswith(".csv") or path.endswith(".csv.gz"):
-        return read_csv_signal(path, channels, fs)
-    if path.endswith((".npy", ".npz")):
-        return read_numpy_signal(path, channels, fs)
-    return read_wfdb(path)
+    from ..models.modeling import batch_beats
+
+    device = next(model.parameters()).device
+    keys = ("signals", "channel_ids", "channel_mask", "time_offsets")
+    out = model.base_model(**{k: batch[k].to(device) for k in keys}, beats=batch_beats(batch))
+    return torch.cat([out.pooled_output.float().cpu(), batch["channel_mask"].float()], 1)
 
 
 def run(args) -> int:
-    """Embed every window of every input; unreadable files are reported by name and skipped (exit code 1)."""
+    """Embed every window of every input; unreadable inputs are reported by name and skipped (exit code 1)."""
     import logging
 
     import numpy as np
-    from tqdm import tqdm
 
-    from ..data.record import RecordError
+    from ..finetune.inputs import discover_inputs
+    from ..finetune.predict import PredictOptions, batched_outputs, model_forward, record_stream
     from ..models.factory import from_any
+    from .predict import input_options
 
     log = logging.getLogger("cardiofm.embed")
-    model = from_any(args.model, "auto").eval()  # any checkpoint: its encoder and its processor
-    features = model.processor.feature_extractor
-    chans = args.channels.split(",") if args.channels else None
-    emb, names, starts, masks, failed = [], [], [], [], 0
-    for path in tqdm(args.inputs, desc="embed", unit="record"):
+    model = from_any(args.model, "auto").eval()  # any checkpoint: its encoder and its preprocessing
+    pre = model.config.preprocess_config
+    opts = input_options(args)
+    items, failed = [], 0
+    for path in args.inputs:  # a missing input is reported and skipped, the others embedded
         try:
-            rec = read_any(path, chans, args.fs)
-            batch = features(rec.signal, rec.fs, rec.channels)
-        except (RecordError, OSError, ValueError) as err:
-            log.error("skipped %s: %s", path, err)
+            items += discover_inputs(path)
+        except (FileNotFoundError, ValueError) as err:
+            log.error("skipped %s", err)
+            failed += 1
+    stride = PredictOptions(overlap=args.overlap).stride_s(pre.window_s)
+    stream = record_stream(items, opts, pre, stride)
+    emb, names, starts, n_ch = [], [], [], len(pre.channels)
+    for item, out, start in batched_outputs(stream, model_forward(model, pooled_features), args.batch_size):
+        if isinstance(out, BaseException):
+            log.error("skipped %s", out)
             failed += 1
             continue
-        emb.append(model.embed_batch(batch, args.batch_size).float().numpy())
-        names += [path] * len(batch["signals"])
-        starts += batch["start_s"].tolist()
-        masks.append(batch["channel_mask"].numpy())
+        emb.append(out)
+        names += [item.key] * len(out)
+        starts += list(start)
+    opts.warn_dropped()
     if not emb:
         log.error("no input could be embedded")
         return 1
-    np.savez(args.out, embeddings=np.concatenate(emb), record=np.array(names), start_s=np.array(starts),
-             channel_mask=np.concatenate(masks), channels=np.array(features.preprocess["channels"]))
-    log.info("%d windows from %d records -> %s", len(names), len(args.inputs) - failed, args.out)
+    out = np.concatenate(emb)
+    np.savez(args.out, embeddings=out[:, :-n_ch], record=np.array(names), start_s=np.array(starts),
+             channel_mask=out[:, -n_ch:] > 0.5, channels=np.array(pre.channels))
+    log.info("%d windows from %d records -> %s", len(names), len(set(names)), args.out)
     return 1 if failed else 0

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "finetune": "cardiofm.cli.finetune",
     "evaluate": "cardiofm.cli.evaluate",
     "embed": "cardiofm.cli.embed",
+    "predict": "cardiofm.cli.predict",
     "reconstruct": "cardiofm.cli.reconstruct",
     "qa": "cardiofm.cli.qa",
     "augment-study": "cardiofm.cli.augment_study",

@@ -15,22 +15,28 @@ from .metrics import (add_classification_cis, add_regression_cis, classification
 VITAL_UNITS = {"HR": "bpm", "RR": "breaths/min", "SpO2": "%", "SBP": "mmHg", "DBP": "mmHg"}
 
 
+TARGET_KEYS = ("labels", "vitals", "vitals_mask", "targets", "targets_mask")
+
+
 @torch.no_grad()
+def batch_outputs(model, batch: dict) -> torch.Tensor:
+    """(B, K) outputs of one collated batch, on CPU: probabilities (diagnosis: sigmoid; classification: softmax)
+    or values in physical units (vitals/regression). The model must be in eval mode."""
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v) and k not in TARGET_KEYS}
+    out = model(**batch)  # inference only: no targets, no loss
+    pred = getattr(out, "predictions", None)
+    return (torch.sigmoid(out.logits) if pred is None else pred).float().cpu()
+
+
 def predict_windows(model, windows: list[dict], collate_fn: Callable, batch_size: int = 128) -> np.ndarray:
     """(N, K) model outputs per window: probabilities (diagnosis), values in physical units (vitals/regression)."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
     outs = []
     try:
         for i in range(0, len(windows), batch_size):
-            batch = collate_fn(windows[i:i + batch_size])
-            batch = {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
-            for key in ("labels", "vitals", "vitals_mask", "targets", "targets_mask"):
-                batch.pop(key, None)  # inference only: no loss
-            out = model(**batch)
-            pred = getattr(out, "predictions", None)
-            outs.append((torch.sigmoid(out.logits) if pred is None else pred).float().cpu())
+            outs.append(batch_outputs(model, collate_fn(windows[i:i + batch_size])))
     finally:
         model.train(was_training)
     result = torch.cat(outs).numpy() if outs else np.zeros((0, 0), np.float32)
@@ -39,12 +45,18 @@ def predict_windows(model, windows: list[dict], collate_fn: Callable, batch_size
     return result
 
 
-def aggregate_by_record(record_ids: Sequence[str], values: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Mean of window rows per record -> (record ids in first-seen order, (R, K) values)."""
+AGGREGATIONS = {"mean": lambda v: v.mean(0), "max": lambda v: v.max(0)}
+
+
+def aggregate_by_record(record_ids: Sequence[str], values: np.ndarray,
+                        how: str = "mean") -> tuple[list[str], np.ndarray]:
+    """Mean (or max) of window rows per record -> (record ids in first-seen order, (R, K) values)."""
+    if how not in AGGREGATIONS:
+        raise ValueError(f"window aggregation {how!r}: use {sorted(AGGREGATIONS)}")
     order: dict[str, list[int]] = {}
     for i, r in enumerate(record_ids):
         order.setdefault(r, []).append(i)
-    return list(order), np.stack([values[idx].mean(0) for idx in order.values()])
+    return list(order), np.stack([AGGREGATIONS[how](values[idx]) for idx in order.values()])
 
 
 def diagnosis_report(y_true: np.ndarray, y_prob: np.ndarray, label_names: Sequence[str],
@@ -66,8 +78,10 @@ def diagnosis_report(y_true: np.ndarray, y_prob: np.ndarray, label_names: Sequen
 
 
 def vitals_report(y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray, names: Sequence[str],
-                  groups: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Per-vital MAE/RMSE/r/Bland-Altman over windows with a target; CIs resample whole records when `groups`."""
+                  groups: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0,
+                  units: Sequence[str] | None = None) -> dict:
+    """Per-target MAE/RMSE/r/Bland-Altman over rows with a target (units: vitals' own, or `units`); CIs resample
+    whole records when `groups`."""
     out = {}
     for k, name in enumerate(names):
         m = np.asarray(mask[:, k], bool)
@@ -77,7 +91,7 @@ def vitals_report(y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray, name
         if n_boot:
             add_regression_cis(rep, y_true[m, k], y_pred[m, k], n_boot, seed,
                                None if groups is None else np.asarray(groups)[m])
-        out[name] = {**rep, "unit": VITAL_UNITS.get(name, "")}
+        out[name] = {**rep, "unit": units[k] if units else VITAL_UNITS.get(name, "")}
     return out
 
 
@@ -86,11 +100,13 @@ def report_table(report: dict) -> str:
     parts = []
     for split, rep in report.get("splits", {}).items():
         if "per_class" in rep:
-            rows = [(name, c["auroc"], c["auprc"], c["f1"], c["threshold"], c["support"])
+            rows = [(name, c.get("auroc_status") or c["auroc"], c["auprc"], c["f1"], c["threshold"], c["support"])
                     for name, c in rep["per_class"].items()]
             rows.append(("macro", rep["macro_auroc"], rep["macro_auprc"], rep["macro_f1"], None, rep["n_records"]))
-            head = f"[{split}] macro AUROC {rep['macro_auroc']:.3f} (95% CI {_ci(rep.get('macro_auroc_ci95'))}), " \
-                   f"micro AUROC {rep['micro_auroc']:.3f}"
+            head = f"[{split}] macro AUROC {rep['macro_auroc']:.3f} over {rep.get('macro_auroc_classes', 'all')} " \
+                   f"classes (95% CI {_ci(rep.get('macro_auroc_ci95'))}), micro AUROC {rep['micro_auroc']:.3f}"
+            if "accuracy" in rep:
+                head += f", accuracy {rep['accuracy']:.3f}, balanced accuracy {rep['balanced_accuracy']:.3f}"
             if "challenge_score" in rep:
                 head += f", CinC 2021 challenge score {rep['challenge_score']:.3f}"
             parts += [head, format_table(rows, ["label", "AUROC", "AUPRC", "F1", "threshold", "n"])]
@@ -111,7 +127,7 @@ def _ci(ci) -> str:
 
 def write_report(report: dict, out_dir: str | Path, curves: dict | None = None) -> dict[str, Path]:
     """Write metrics.json, metrics.txt and plots (ROC per diagnosis split, Bland-Altman per vital) -> paths."""
-    from .plots import plot_bland_altman, plot_roc_curves
+    from .plots import plot_bland_altman, plot_confusion_matrix, plot_roc_curves
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,13 +138,16 @@ def write_report(report: dict, out_dir: str | Path, curves: dict | None = None) 
         if c["kind"] == "diagnosis":
             paths[f"roc_{split}"] = plot_roc_curves(c["y_true"], c["y_pred"], c["names"], out / f"roc_{split}.png",
                                                     f"ROC curves ({split})")
+            if "confusion" in c:
+                paths[f"confusion_{split}"] = plot_confusion_matrix(np.asarray(c["confusion"]), c["names"],
+                                                                    out / f"confusion_{split}.png", split)
         else:
             for k, name in enumerate(c["names"]):
                 m = c["mask"][:, k]
                 if m.sum() > 1:
+                    unit = c["units"][k] if c.get("units") else VITAL_UNITS.get(name, "")
                     paths[f"bland_altman_{name}_{split}"] = plot_bland_altman(
-                        c["y_true"][m, k], c["y_pred"][m, k], name, VITAL_UNITS.get(name, ""),
-                        out / f"bland_altman_{name}_{split}.png")
+                        c["y_true"][m, k], c["y_pred"][m, k], name, unit, out / f"bland_altman_{name}_{split}.png")
     return paths
 
 

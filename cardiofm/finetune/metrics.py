@@ -41,8 +41,17 @@ def per_class_auprc(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
     return out
 
 
+def auroc_status(y_true: np.ndarray) -> list[str]:
+    """Per class: "" when AUROC is computable, else why not ("not computable: no positives" / "... no negatives")."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_true = y_true[:, None] if y_true.ndim == 1 else y_true
+    pos, n = y_true.sum(0), len(y_true)
+    return ["not computable: no positives" if p == 0 else "not computable: no negatives" if p == n else ""
+            for p in pos]
+
+
 def macro_auroc(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    """Mean AUROC over classes that have both outcomes."""
+    """Mean AUROC over the classes that have both outcomes (never a 0.5 stand-in for the others); NaN if none."""
     a = per_class_auroc(y_true, y_score)
     return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
 
@@ -90,14 +99,40 @@ def classification_report(y_true: np.ndarray, y_prob: np.ndarray, label_names: S
     thresholds = tune_thresholds(y_true, y_prob) if tuned_here else np.asarray(thresholds, dtype=np.float64)
     auroc, auprc = per_class_auroc(y_true, y_prob), per_class_auprc(y_true, y_prob)
     f1 = f1_scores(y_true > 0, y_prob >= thresholds[None])
+    status = auroc_status(y_true)
     per_class = {name: {"auroc": _num(auroc[k]), "auprc": _num(auprc[k]), "f1": _num(f1[k]),
-                        "threshold": float(thresholds[k]), "support": int(y_true[:, k].sum())}
+                        "threshold": float(thresholds[k]), "support": int(y_true[:, k].sum()),
+                        **({"auroc_status": status[k]} if status[k] else {})}
                  for k, name in enumerate(label_names)}
     return {"n_records": int(len(y_true)), "macro_auroc": macro_auroc(y_true, y_prob),
+            "macro_auroc_classes": f"{sum(not s for s in status)} of {len(status)}",
+            "not_computable": {n: status[k] for k, n in enumerate(label_names) if status[k]},
             "micro_auroc": micro_auroc(y_true, y_prob),
             "macro_auprc": float(np.nanmean(auprc)) if np.isfinite(auprc).any() else float("nan"),
             "macro_f1": float(np.nanmean(f1)) if np.isfinite(f1).any() else float("nan"),
             "thresholds_tuned_on_test": tuned_here, "per_class": per_class}
+
+
+def multiclass_report(y_true: np.ndarray, y_prob: np.ndarray, class_names: Sequence[str]) -> dict:
+    """Single-label report: accuracy, balanced accuracy, macro-F1 of the arg-max class, one-vs-rest AUROC per
+    class (macro over computable classes) and the confusion matrix (rows: true class, columns: predicted)."""
+    y_true, y_prob = np.asarray(y_true, np.int64), np.asarray(y_prob, np.float64)
+    k = len(class_names)
+    if y_prob.shape != (len(y_true), k):
+        raise ValueError(f"probabilities {y_prob.shape} do not match {len(y_true)} records x {k} classes")
+    onehot = np.eye(k)[y_true]
+    pred = y_prob.argmax(1)
+    rep = classification_report(onehot, y_prob, class_names, np.full(k, -np.inf))
+    confusion = np.zeros((k, k), np.int64)
+    np.add.at(confusion, (y_true, pred), 1)
+    recall = np.array([confusion[i, i] / confusion[i].sum() for i in range(k) if confusion[i].sum()])
+    f1 = f1_scores(onehot > 0, np.eye(k)[pred] > 0)
+    for name, f in zip(class_names, f1):
+        rep["per_class"][name].update(f1=_num(f), threshold=None)
+    rep.update(accuracy=float((pred == y_true).mean()), balanced_accuracy=float(recall.mean()),
+               macro_f1=float(np.nanmean(f1)) if np.isfinite(f1).any() else float("nan"),
+               confusion_matrix=confusion.tolist(), thresholds_tuned_on_test=False, decision="arg-max class")
+    return rep
 
 
 def _num(x: float) -> float | None:

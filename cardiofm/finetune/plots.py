@@ -1,4 +1,4 @@
-"""Evaluation figures saved as PNG: per-class ROC curves and Bland-Altman plots of vital-sign predictions."""
+"""Evaluation figures saved as PNG: per-class ROC curves, a confusion matrix and Bland-Altman plots."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,6 +50,23 @@ def plot_bland_altman(y_true: np.ndarray, y_pred: np.ndarray, name: str, unit: s
         ax.text(ax.get_xlim()[1], value, f" {label} {value:+.2f}", va="center", fontsize=7, color="crimson")
     ax.set(xlabel=f"mean of monitor and model {name} ({unit})", ylabel=f"model - monitor ({unit})",
            title=f"{name}: Bland-Altman (n={len(y_true)})")
+    return _save(fig, plt, path)
+
+
+def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], path: str | Path,
+                          split: str = "test") -> Path:
+    """Confusion matrix of record counts (rows: true class, columns: arg-max predicted class)."""
+    plt = _pyplot()
+    k = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * k, 1.0 + 0.6 * k))
+    ax.imshow(confusion, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=8,
+                    color="white" if confusion[i, j] > confusion.max() / 2 else "black")
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(k), class_names, fontsize=7)
+    ax.set(xlabel="predicted class", ylabel="true class", title=f"confusion matrix ({split}, n={confusion.sum()})")
     return _save(fig, plt, path)
 
 

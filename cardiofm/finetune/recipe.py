@@ -15,8 +15,9 @@ from ..config import ConfigError, save_config
 from ..data.augment import AugmentConfig, build_augmentation
 from ..data.collate import collate_samples
 from ..engine.config import OptimConfig, TrainConfig
-from .data import FinetuneDataConfig, TaskData, build_task_data, vitals_arrays
-from .evaluation import aggregate_by_record, diagnosis_report, predict_windows, vitals_report, write_report
+from .data import FinetuneDataConfig, TaskData, build_task_data
+from .evaluation import predict_windows, write_report
+from .tasks import model_class, task_spec
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +33,14 @@ class FinetuneOptimConfig(OptimConfig):
 
 @dataclass
 class FinetuneTrainConfig(TrainConfig):
-    """TrainConfig with finetuning defaults: evaluate often, early-stop on the validation score, no tracker."""
+    """TrainConfig with finetuning defaults: evaluate often, early-stop on the validation score, TensorBoard."""
 
     max_steps: int = 300
     batch_size: int = 32
     eval_every: int = 50
     checkpoint_every: int = 0
     log_every: int = 25
-    trackers: list[str] = field(default_factory=lambda: ["none"])
+    trackers: list[str] = field(default_factory=lambda: ["tensorboard"])   # logs/ under output_dir
     early_stopping_metric: str | None = "val/score"
     early_stopping_mode: Literal["min", "max"] = "max"
     early_stopping_patience: int = 4
@@ -50,7 +51,9 @@ class FinetuneTrainConfig(TrainConfig):
 class FinetuneConfig:
     """One finetuning run: task, starting checkpoint, adaptation mode, head options, data and loop settings."""
 
-    task: Literal["diagnosis", "vitals", "target"] = "diagnosis"
+    # auto: from the data (PTB-XL/CinC diagnosis, BIDMC vitals; user labels: multi-label -> diagnosis,
+    # multi-class -> target classification, numeric -> target regression); see finetune/tasks.py
+    task: Literal["auto", "diagnosis", "vitals", "target"] = "auto"
     model: str = "tiny"                 # checkpoint dir / Hub id (pretrained) or preset name (random init)
     mode: Literal["full", "linear_probe"] = "full"   # linear_probe: encoder frozen, only the head trains
     loss: Literal["bce", "asymmetric"] = "bce"
@@ -61,6 +64,7 @@ class FinetuneConfig:
     dropout: float = 0.1                # head dropout
     output_dir: str = "runs/finetune"
     eval_batch_size: int = 128
+    aggregate: Literal["mean", "max"] = "mean"   # window outputs -> one per record (saved; predict uses it)
     bootstrap: int = 500                # bootstrap resamples for CIs (0: none)
     data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
     # auto: "beat" when the encoder has median-beat tokens, else "mean"; channel: per-lead features concatenated;
@@ -77,39 +81,9 @@ class FinetuneConfig:
         if self.train.early_stopping_metric not in (None, "val/score", "val/loss"):
             raise ConfigError("train.early_stopping_metric for finetuning is 'val/score' (higher is better: macro "
                               "AUROC, or minus the MAE) or 'val/loss'")
-        if self.task == "target" and not self.data.target:
-            raise ConfigError("task 'target' needs data.target (a record meta key such as age or sex)")
-
-
-def _head_config(cfg: FinetuneConfig, data: TaskData) -> dict:
-    """Task-head config values computed from the training windows (label names, weights, target statistics)."""
-    from ..models import label_config, target_config, vitals_config
-    from ..models.tasks.heads import pos_weight_from_labels, target_stats
-
-    train = data.windows["train"]
-    head = {"classifier_dropout": cfg.dropout}
-    if cfg.task == "diagnosis":
-        head.update(label_config(data.label_names), diagnosis_loss=cfg.loss)
-        if cfg.class_weighting:
-            y = collate_samples(train, label_names=data.label_names)["labels"].numpy()
-            head["class_pos_weight"] = pos_weight_from_labels(y)
-    elif cfg.task == "vitals":
-        values, mask = vitals_arrays(train, cfg.vitals)
-        rate_prior = cfg.rate_prior and "HR" in cfg.vitals
-        residual = None
-        if rate_prior:
-            k = cfg.vitals.index("HR")
-            residual = rate_residual_std(train, values[:, k], mask[:, k], data.fs)
-        head.update(vitals_config(cfg.vitals, *target_stats(values, mask), rate_prior=rate_prior,
-                                  rate_residual_std=residual))
-    else:
-        values = [w["target"] for w in train]
-        if cfg.target_task == "classification":
-            head.update(target_config("classification", sorted({str(v) for v in values})))
-        else:
-            v = np.asarray(values, np.float64)[:, None]
-            head.update(target_config("regression", [cfg.data.target], *target_stats(v, np.isfinite(v))))
-    return head
+        if self.task == "target" and not self.data.target and self.data.source != "user":
+            raise ConfigError("task 'target' needs data.target (a record meta key such as age or sex) or user "
+                              "labels (data.source user)")
 
 
 def rate_residual_std(windows: list[dict], hr: np.ndarray, present: np.ndarray, fs: float) -> float | None:
@@ -140,10 +114,11 @@ def encoder_overrides(cfg: FinetuneConfig) -> dict:
 
 def build_model(cfg: FinetuneConfig, data: TaskData):
     """Task model: a checkpoint's encoder (only head keys may be missing) or a fresh preset; frozen for probing."""
-    from ..models import CardioFMForDiagnosis, CardioFMForTarget, CardioFMForVitals, list_presets, preset_config
+    from ..models import list_presets, preset_config
 
-    cls = {"diagnosis": CardioFMForDiagnosis, "vitals": CardioFMForVitals, "target": CardioFMForTarget}[cfg.task]
-    head = {**_head_config(cfg, data), **encoder_overrides(cfg)}
+    cls = model_class(cfg.task)
+    head = {**task_spec(cfg.task).head_config(cfg, data), "classifier_dropout": cfg.dropout,
+            "window_aggregation": cfg.aggregate, **encoder_overrides(cfg)}
     if cfg.model in list_presets():
         logger.warning("model %r is a preset: the encoder starts from random weights (no pretraining)", cfg.model)
         model = cls(preset_config(cfg.model, **head))
@@ -156,58 +131,31 @@ def build_model(cfg: FinetuneConfig, data: TaskData):
 
 
 def make_collate(cfg: FinetuneConfig, model):
-    """collate_fn for this task: collate_samples plus multi-hot labels or generic targets."""
-    names = model.label_names if cfg.task == "diagnosis" else None
+    """collate_fn for this task: collate_samples plus the task's targets (multi-hot labels, class ids, values)."""
     vocab = tuple(model.config.channel_vocab)
-    classes = {c: i for i, c in enumerate(model.output_names)} if cfg.task == "target" and model.is_classifier else None
+    targets = task_spec(cfg.task).targets(model)
 
     def collate(samples):
-        batch = collate_samples(samples, label_names=names, vocab=vocab, beat_window=model.config.beat_window)
-        if cfg.task == "target":
-            if classes is not None:
-                batch["targets"] = torch.tensor([classes.get(str(s["target"]), 0) for s in samples])
-            else:
-                batch["targets"] = torch.tensor([[float(s["target"])] for s in samples])
+        batch = collate_samples(samples, vocab=vocab, beat_window=model.config.beat_window)
+        batch.update(targets(samples))
         return batch
     return collate
 
 
 def evaluate_split(cfg: FinetuneConfig, model, windows: list[dict], collate, thresholds=None,
                    n_boot: int | None = None) -> tuple[dict, dict]:
-    """(report, curve data) of one split; diagnosis is scored per record (window probabilities averaged)."""
+    """(report, curve data) of one split, scored per record (window outputs aggregated by cfg.aggregate), except
+    vitals (per window: the monitor value changes along a recording)."""
     n_boot = cfg.bootstrap if n_boot is None else n_boot
     pred = predict_windows(model, windows, collate, cfg.eval_batch_size)
-    record_ids = [w["record_id"] for w in windows]
-    if cfg.task == "diagnosis":
-        y = collate_samples(windows, label_names=model.label_names)["labels"].numpy()
-        _, prob = aggregate_by_record(record_ids, pred)
-        _, y = aggregate_by_record(record_ids, y)
-        rep = diagnosis_report(y, prob, model.label_names, thresholds, n_boot)
-        return rep, {"kind": "diagnosis", "y_true": y, "y_pred": prob, "names": model.label_names}
-    if cfg.task == "vitals":
-        values, mask = vitals_arrays(windows, model.config.vital_names)
-        rep = vitals_report(values, pred, mask, model.config.vital_names, record_ids, n_boot)
-        for k, name in enumerate(model.config.vital_names):  # reference: the training mean predicted everywhere
-            if name in rep:
-                err = values[mask[:, k], k] - model.config.vital_mean[k]
-                rep[name]["training_mean_mae"] = float(np.abs(err).mean())
-        return rep, {"kind": "vitals", "y_true": values, "y_pred": pred, "mask": mask,
-                     "names": model.config.vital_names}
-    if model.is_classifier:
-        classes = {c: i for i, c in enumerate(model.output_names)}
-        y = np.eye(len(classes))[[classes.get(str(w["target"]), 0) for w in windows]]
-        rep = diagnosis_report(y, pred, model.output_names, thresholds, n_boot)
-        return rep, {"kind": "diagnosis", "y_true": y, "y_pred": pred, "names": model.output_names}
-    y = np.array([[float(w["target"])] for w in windows])
-    rep = vitals_report(y, pred, np.ones_like(y, bool), model.output_names, record_ids, n_boot)
-    return rep, {"kind": "vitals", "y_true": y, "y_pred": pred, "mask": np.ones_like(y, bool),
-                 "names": model.output_names}
+    return task_spec(cfg.task).report(model, windows, pred, thresholds, n_boot, cfg.aggregate)
 
 
-def validation_score(cfg: FinetuneConfig, report: dict) -> float:
-    """One number to early-stop on, higher is better: macro AUROC, or minus the mean MAE over targets."""
+def validation_score(cfg: FinetuneConfig, report: dict, loss: float) -> float:
+    """One number to early-stop on, higher is better: macro AUROC over computable classes, or minus the mean MAE;
+    minus the validation loss when no class has both outcomes on the validation split."""
     if "macro_auroc" in report:
-        return float(report["macro_auroc"]) if np.isfinite(report["macro_auroc"]) else 0.5
+        return float(report["macro_auroc"]) if np.isfinite(report["macro_auroc"]) else -loss
     return -float(np.mean([r["mae"] for r in report.values()]))
 
 
@@ -222,7 +170,8 @@ def make_eval_fn(cfg: FinetuneConfig, windows: list[dict], collate):
             for i in range(0, len(windows), cfg.eval_batch_size):
                 batch = {k: v.to(device) for k, v in collate(windows[i:i + cfg.eval_batch_size]).items()}
                 losses.append(float(model(**batch).loss) * len(batch["signals"]))
-        return {"val/score": validation_score(cfg, rep), "val/loss": sum(losses) / len(windows)}
+        loss = sum(losses) / len(windows)
+        return {"val/score": validation_score(cfg, rep, loss), "val/loss": loss}
     return eval_fn
 
 
@@ -235,10 +184,16 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> dict:
     started = time.time()
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "finetune_config.yaml")
     seed_everything(cfg.train.seed)
     pre = resolve_config(cfg.model).preprocess_config
     data = build_task_data(cfg.data, cfg.task, pre)
+    cfg = resolve_task(cfg, data)
+    if not data.windows["train"]:
+        raise ConfigError("the training split is empty: check data.split and its folds/subjects or the labels' "
+                          "split column")
+    save_config(cfg, out / "finetune_config.yaml")
+    write_split(data, out / "split.csv")
+    seed_everything(cfg.train.seed)  # data reading may draw random numbers: the model starts from the seed
     model = build_model(cfg, data)
     collate = make_collate(cfg, model)
     has_val = bool(data.windows["val"])
@@ -272,11 +227,34 @@ def evaluate_and_save(cfg: FinetuneConfig, model, data: TaskData, collate, out: 
             continue
         rep, curve = evaluate_split(cfg, model, data.windows[split], collate, thresholds)
         report["splits"][split], curves[split] = rep, curve
-        if split == "val" and "per_class" in rep:
+        if split == "val" and "per_class" in rep and "confusion_matrix" not in rep:  # multi-label F1 cut-offs
             thresholds = np.array([c["threshold"] for c in rep["per_class"].values()])
             model.config.decision_thresholds = [float(t) for t in thresholds]
     model.save_pretrained(str(out / "model"))
     return report, curves
+
+
+def resolve_task(cfg: FinetuneConfig, data: TaskData) -> FinetuneConfig:
+    """The config with the task the data resolved ("auto"), and the target kind user labels imply."""
+    from dataclasses import replace
+
+    updates = {"task": data.task or cfg.task}
+    table = data.labels
+    if table is not None and updates["task"] == "target":
+        updates["target_task"] = "classification" if table.kind == "multiclass" else "regression"
+    return replace(cfg, **updates)
+
+
+def write_split(data: TaskData, path: Path) -> Path:
+    """record,split,subject rows of the run (the split is reproducible from the seed; this file shows it)."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["record", "split", "subject"])
+        for split, ids in data.records.items():
+            w.writerows([rid, split, data.subjects.get(rid, "")] for rid in ids)
+    return path
 
 
 def _without_early_stopping(train: TrainConfig) -> TrainConfig:

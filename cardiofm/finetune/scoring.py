@@ -10,33 +10,42 @@ from .data import build_task_data, vitals_arrays
 from .evaluation import aggregate_by_record, diagnosis_report, vitals_report
 
 logger = logging.getLogger(__name__)
-TASK_OF_CLASS = {"CardioFMForDiagnosis": "diagnosis", "CardioFMForVitals": "vitals", "CardioFMForTarget": "target"}
 
 
 def load_task_model(name_or_path: str):
     """A finetuned task model and its task name, from the class recorded in its config (`architectures`)."""
-    from ..models import CardioFMConfig, CardioFMForDiagnosis, CardioFMForTarget, CardioFMForVitals
+    from ..models import CardioFMConfig
+    from .tasks import TASKS, model_class, task_of_architecture
 
     config = CardioFMConfig.from_pretrained(name_or_path)
     arch = (getattr(config, "architectures", None) or [""])[0]
-    if arch not in TASK_OF_CLASS:
+    task = task_of_architecture(arch)
+    if task is None:
         raise ValueError(f"{name_or_path}: config architectures {arch!r} is not a finetuned task model "
-                         f"({sorted(TASK_OF_CLASS)})")
-    cls = {"diagnosis": CardioFMForDiagnosis, "vitals": CardioFMForVitals, "target": CardioFMForTarget}[
-        TASK_OF_CLASS[arch]]
-    return cls.from_pretrained_checked(name_or_path), TASK_OF_CLASS[arch]
+                         f"({sorted(t.model_class for t in TASKS.values())})")
+    return model_class(task).from_pretrained_checked(name_or_path), task
 
 
-def evaluate_checkpoint(cfg, split: str = "test", baselines: bool = False) -> tuple[dict, dict]:
-    """(report, curves) of the checkpoint `cfg.model` on `split` of `cfg.data` (thresholds from its config)."""
+def model_label_names(model) -> list[str] | None:
+    """Classes of a classifier's label map (multi-label or single-label), None for regression/vitals."""
+    if hasattr(model, "label_names"):
+        return list(model.label_names)
+    return list(model.output_names) if getattr(model, "is_classifier", False) else None
+
+
+def evaluate_checkpoint(cfg, split: str = "test", baselines: bool = False,
+                        aggregate: str | None = None) -> tuple[dict, dict]:
+    """(report, curves) of the checkpoint `cfg.model` on `split` of `cfg.data` (thresholds and, unless `aggregate`
+    is given, the window aggregation from its config)."""
     from dataclasses import replace
 
     from .recipe import evaluate_split, make_collate
 
     model, task = load_task_model(cfg.model)
-    cfg = replace(cfg, task=task)
+    cfg = replace(cfg, task=task, aggregate=aggregate or getattr(model.config, "window_aggregation", None) or "mean")
     pre = model.config.preprocess_config
-    data = build_task_data(cfg.data, task, pre)
+    user = cfg.data.source == "user"
+    data = build_task_data(cfg.data, task, pre, model_label_names(model) if user else None)
     windows = data.windows[split]
     if not windows:
         raise ValueError(f"split {split!r} has no windows: check data.* folds/subjects in the config")
