@@ -2,7 +2,9 @@
 
 Compares, in one run: (1) the measured fp32 (CPU) / bf16 (GPU) matmul ceiling, (2) a CardioFMForPretraining step of a
 preset (default small: 12 leads + PPG, 10 s at 100 Hz, 75 % masking), (3) timm VisionTransformer blocks of the
-same width, depth and heads run forward+backward on the encoder's visible token count. FLOPs are counted by
+same width, depth and heads run forward+backward on the encoder's visible token count. The full comparison against
+a same-size ViT-MAE (patch embedding, masking, decoder and loss included) and the finetuning step is
+bench_step_vs_reference.py, which reuses the helpers here. FLOPs are counted by
 torch.utils.flop_counter on the real step (matmuls and attention), so MFU = counted FLOPs / step time / ceiling.
 
     python benchmarks/bench_model_mfu.py --preset small --batch-size 32 --steps 3
@@ -40,19 +42,62 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_step(step, device: str, steps: int) -> tuple[float, float]:
-    """(counted FLOPs of one step, best seconds per step over `steps` timed runs after one warm-up)."""
+def autocast_for(device: str):
+    """bf16 autocast on CUDA, plain fp32 on CPU (bf16 is no faster there): a context-manager factory."""
+    if device == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return lambda: torch.autocast("cpu", enabled=False)
+
+
+def _register_cpu_attention_flops() -> None:
+    """Teach the FLOP counter the fused CPU attention kernel (it counts only the CUDA ones): without this, every
+    attention matmul of a CPU step would be missing from MFU."""
+    from torch.utils import flop_counter as fc
+
+    aten = torch.ops.aten
+    if not hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        return
+
+    @fc.register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu)
+    def _forward(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return fc.sdpa_flop_count(query, key, value)
+
+    @fc.register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu_backward)
+    def _backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return fc.sdpa_backward_flop_count(grad_out, query, key, value)
+
+
+try:
+    _register_cpu_attention_flops()
+except (AttributeError, TypeError, ValueError) as err:  # an older torch without these kernels or helpers
+    print(f"note: CPU attention FLOPs not counted ({err})")
+
+
+def count_flops(step) -> float:
+    """FLOPs of one call of step (matmuls and attention, counted by torch.utils.flop_counter)."""
     with FlopCounterMode(display=False) as counter:
         step()
-    flops = counter.get_total_flops()
-    best = float("inf")
-    for _ in range(steps):
-        sync(device)
-        t = time.perf_counter()
-        step()
-        sync(device)
-        best = min(best, time.perf_counter() - t)
-    return flops, best
+    return float(counter.get_total_flops())
+
+
+def time_step(step, device: str, steps: int) -> tuple[float, float]:
+    """(counted FLOPs of one step, best seconds per step over `steps` timed runs after one warm-up)."""
+    flops = count_flops(step)
+    return flops, min(time_steps({"step": step}, device, steps)["step"])
+
+
+def time_steps(steps: dict, device: str, repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of each step, the steps interleaved repeat by repeat so that load from other programs on a
+    shared machine hits them alike (report the minimum)."""
+    out: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            sync(device)
+            t = time.perf_counter()
+            step()
+            sync(device)
+            out[name].append(time.perf_counter() - t)
+    return out
 
 
 def cardiofm_step(model, batch: dict, opt, autocast):
@@ -89,8 +134,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" else \
-        (lambda: torch.autocast("cpu", enabled=False))
+    autocast = autocast_for(device)
     ceiling = matmul_ceiling(device, dtype)
     print(f"device {device} ({torch.get_num_threads()} threads), {dtype} matmul ceiling {ceiling / 1e9:.1f} GFLOP/s")
 

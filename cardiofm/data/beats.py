@@ -26,14 +26,15 @@ MIN_MEDIAN_BEATS = 2   # a "median" of one beat is just that beat: fewer aligned
 MIN_RATE_BEATS = 3     # fewer detected beats in a window: the rate is not measured (flag 0)
 
 
-def median_beats(signals: np.ndarray, ecg: np.ndarray, fs: float, before: int,
-                 length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def median_beats(signals: np.ndarray, ecg: np.ndarray, fs: float, before: int, length: int,
+                 rpeaks: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median beats of a batch.
 
     signals (B, C, T) samples, ecg (B, C) bool = present ECG leads used to find R peaks, `before` samples kept
     before each R peak, `length` samples per beat -> beats (B, C, length) float32 (zeros where not found),
     ok (B,) bool (>= MIN_MEDIAN_BEATS whole beats found), start (B,) float64 seconds: start of the beat nearest the
-    window centre (where the beat tokens are placed in time).
+    window centre (where the beat tokens are placed in time). rpeaks: each window's R peaks (samples) found once
+    before (`with_beat_info`), so that detection is skipped here.
     """
     b, c, t = signals.shape
     beats = np.zeros((b, c, length), np.float32)
@@ -42,7 +43,7 @@ def median_beats(signals: np.ndarray, ecg: np.ndarray, fs: float, before: int,
     for i in range(b):
         if not ecg[i].any():
             continue
-        peaks = detect_rpeaks(signals[i, ecg[i]], fs)
+        peaks = detect_rpeaks(signals[i, ecg[i]], fs) if rpeaks is None else np.asarray(rpeaks[i], np.int64)
         onsets = peaks - before
         onsets = onsets[(onsets >= 0) & (onsets + length <= t)]
         if len(onsets) < MIN_MEDIAN_BEATS:
@@ -58,12 +59,13 @@ BEAT_KEYS = ("beat_signals", "beat_ok", "beat_start_s")   # batch keys of precom
 
 
 def median_beat_batch(signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor, channel_vocab,
-                      fs: float, before: int, length: int) -> dict[str, torch.Tensor]:
+                      fs: float, before: int, length: int,
+                      rpeaks: Sequence[np.ndarray] | None = None) -> dict[str, torch.Tensor]:
     """Batch tensors (B, C, T) signals, (B, C) ids and mask -> {beat_signals (B, C, length) in the signals' dtype,
     beat_ok (B,) bool, beat_start_s (B,) float32 seconds} on the signals' device (see median_beats)."""
     vocab_ecg = torch.tensor([is_ecg(name) for name in channel_vocab], dtype=torch.bool)
     ecg = vocab_ecg[channel_ids.cpu()] & channel_mask.bool().cpu()
-    beats, ok, start = median_beats(signals.detach().float().cpu().numpy(), ecg.numpy(), fs, before, length)
+    beats, ok, start = median_beats(signals.detach().float().cpu().numpy(), ecg.numpy(), fs, before, length, rpeaks)
     dev = signals.device
     return {"beat_signals": torch.from_numpy(beats).to(dev, signals.dtype), "beat_ok": torch.from_numpy(ok).to(dev),
             "beat_start_s": torch.from_numpy(start).to(dev, torch.float32)}
@@ -101,15 +103,17 @@ def _rates(peaks: np.ndarray, fs: float) -> tuple[float, float, float]:
 
 
 def beat_rate_features(signal: np.ndarray, channels: Sequence[str], fs: float,
-                       present: Sequence[bool] | None = None) -> np.ndarray:
+                       present: Sequence[bool] | None = None, rpeaks: np.ndarray | None = None) -> np.ndarray:
     """(6,) RATE_FEATURES of one window (channels, samples) at fs Hz: ECG rate by median and mean R-R (bpm), ECG
-    flag, PPG rate by median pulse interval (bpm), PPG flag, R-R CV; rates of an absent/undetected source are 0."""
+    flag, PPG rate by median pulse interval (bpm), PPG flag, R-R CV; rates of an absent/undetected source are 0.
+    rpeaks: the window's R peaks (samples) when already found (`with_beat_info`)."""
     present = np.ones(len(channels), bool) if present is None else np.asarray(present, bool)
     ecg = [i for i, c in enumerate(channels) if present[i] and is_ecg(c)]
     ppg = [i for i, c in enumerate(channels) if present[i] and c == "PPG"]
     e_med = e_mean = cv = p_med = float("nan")
     if ecg:
-        e_med, e_mean, cv = _rates(detect_rpeaks(np.asarray(signal)[ecg], fs), fs)
+        peaks = detect_rpeaks(np.asarray(signal)[ecg], fs) if rpeaks is None else np.asarray(rpeaks, np.int64)
+        e_med, e_mean, cv = _rates(peaks, fs)
     if ppg:
         p_med, _, _ = _rates(detect_pulse_peaks(np.asarray(signal)[ppg[0]], fs), fs)
     e_ok, p_ok = np.isfinite(e_med), np.isfinite(p_med)
@@ -128,3 +132,24 @@ def measured_rate(features: np.ndarray) -> np.ndarray:
     pulse rate, else NaN (nothing detected)."""
     f = np.asarray(features, np.float64)
     return np.where(f[..., 2] > 0, f[..., 0], np.where(f[..., 4] > 0, f[..., 3], np.nan))
+
+
+BEAT_INFO_KEYS = ("rpeaks", "rate_features")   # sample keys of per-window beat information
+
+
+def window_rpeaks(sample: dict, fs: float) -> np.ndarray:
+    """R peaks (samples, int64) of a window sample, found on its present ECG leads as median_beats does; empty
+    when it has no ECG."""
+    signal, present = np.asarray(sample["signal"]), np.asarray(sample["channel_mask"], bool)
+    ecg = [i for i, c in enumerate(sample["channels"]) if present[i] and is_ecg(c)]
+    return detect_rpeaks(signal[ecg], fs) if ecg else np.zeros(0, np.int64)
+
+
+def with_beat_info(sample: dict, fs: float) -> dict:
+    """The sample with its beat information computed once: 'rpeaks' (samples) and 'rate_features' (6,) as
+    RATE_FEATURES; median beats and rate features of collated batches then skip R-peak detection."""
+    if all(k in sample for k in BEAT_INFO_KEYS):
+        return sample
+    rpeaks = window_rpeaks(sample, fs)
+    feats = beat_rate_features(sample["signal"], sample["channels"], fs, sample["channel_mask"], rpeaks)
+    return {**sample, "rpeaks": rpeaks, "rate_features": feats}

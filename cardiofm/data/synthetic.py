@@ -182,16 +182,22 @@ def synthetic_samples(n: int, seed: int = 0, cfg=None, fs: float = 500.0) -> lis
     return [dataset[i] for i in range(n)]
 
 
-def _window(seed: int, fs: float, cfg) -> dict:
-    """The first preprocessed window of synthetic record `seed` (generated at fs Hz)."""
+def _window(seed: int, fs: float, cfg, beat_info: bool = False) -> dict:
+    """The first preprocessed window of synthetic record `seed` (generated at fs Hz), with its R peaks and rate
+    features when beat_info."""
     from .preprocess import preprocess_record
 
-    return preprocess_record(generate_record(seed, fs=fs, duration_s=cfg.window_s), cfg)[0]
+    sample = preprocess_record(generate_record(seed, fs=fs, duration_s=cfg.window_s), cfg)[0]
+    if beat_info:
+        from .beats import with_beat_info
+
+        sample = with_beat_info(sample, cfg.fs)
+    return sample
 
 
-def _windows(seeds: range, fs: float, cfg) -> list[dict]:
+def _windows(seeds: range, fs: float, cfg, beat_info: bool = False) -> list[dict]:
     """Windows of several records (one pool task: a chunk amortises the pickling of arguments)."""
-    return [_window(s, fs, cfg) for s in seeds]
+    return [_window(s, fs, cfg, beat_info) for s in seeds]
 
 
 def _copy_sample(sample: dict) -> dict:
@@ -204,16 +210,18 @@ class SyntheticDataset:
 
     A window costs ~3 ms to generate and preprocess, more than a tiny-preset training step spends on it, so every
     window is kept in memory after it is first made (when the whole set fits in `cache_mb`), and `prefill()` makes
-    them all up front, in parallel processes: the training loop then never waits for synthetic data.
+    them all up front, in parallel processes: the training loop then never waits for synthetic data. beat_info:
+    each window also carries its R peaks and rate features (`beats.with_beat_info`), found once with the window.
     """
 
     def __init__(self, size: int = 100_000, seed: int = 0, cfg=None, fs: float = 500.0, transform=None,
-                 cache_mb: float = 2048.0):
+                 cache_mb: float = 2048.0, beat_info: bool = False):
         from .preprocess import PreprocessConfig
 
         self.size, self.seed, self.fs = size, seed, fs
         self.cfg = cfg or PreprocessConfig()
         self.transform = transform  # callable(sample, fs) -> sample, e.g. an augmentation
+        self.beat_info = beat_info
         window_bytes = 4 * len(self.cfg.channels) * self.cfg.window_samples  # float32 signal of one window
         self.caches = size * window_bytes <= cache_mb * 2 ** 20
         self._cache: dict[int, dict] = {}
@@ -226,7 +234,7 @@ class SyntheticDataset:
             raise IndexError(index)
         sample = self._cache.get(index)
         if sample is None:
-            sample = _window(self.seed + index, self.fs, self.cfg)
+            sample = _window(self.seed + index, self.fs, self.cfg, self.beat_info)
             if self.caches:
                 self._cache[index] = sample
         if self.caches:
@@ -250,9 +258,10 @@ class SyntheticDataset:
             # fork: children inherit the imported modules, no re-import of the package per worker
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
             with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
-                made = list(pool.map(_windows, seeds, [self.fs] * len(seeds), [self.cfg] * len(seeds)))
+                n = len(seeds)
+                made = list(pool.map(_windows, seeds, [self.fs] * n, [self.cfg] * n, [self.beat_info] * n))
         else:
-            made = [_windows(s, self.fs, self.cfg) for s in seeds]
+            made = [_windows(s, self.fs, self.cfg, self.beat_info) for s in seeds]
         for r, samples in zip(todo, made):
             self._cache.update(zip(r, samples))
         return time.perf_counter() - t0
