@@ -70,14 +70,14 @@ def task_rows(pieces: list[Record], cfg: PreprocessConfig) -> list[dict]:
     return rows
 
 
-_FILE_TOKEN = re.compile(r"\S*[/\\]\S*|\S+\.[A-Za-z][A-Za-z0-9]{0,4}\b")
+_FILE_TOKEN = re.compile(r"(?<!\S)[/\\]\S*|\S+\.[A-Za-z][A-Za-z0-9]{0,4}\b")  # /abs/path, name.ext
 
 
 def reason_kind(reason: str) -> str:
     """Category of a quarantine reason for summary counts: the text before any detail, without file names, quoted
     values or numbers (corpus.json keys must not identify a record)."""
     head = re.split(r"[:(\[]", reason, maxsplit=1)[0]
-    head = re.sub(r"'[^']*'|\"[^\"]*\"", "", head)
+    head = re.sub(r"'[^']*'|\"[^\"]*\"|['\"]\S*", "", head)  # quoted values (a cut one too)
     head = _FILE_TOKEN.sub("<file>", head)
     head = re.sub(r"[-+]?\d[\d.e+-]*", "", head)
     return re.sub(r"\s+", " ", head).strip(" ,;") or "unclassified"
