@@ -153,9 +153,12 @@ def test_beats_precomputed_in_collate_match_the_forward(ptbxl_samples):
         assert not torch.allclose(model(**shifted).pooled_output, model(**plain).pooled_output)
 
 
-def test_qa_refuses_beat_tokens_on_the_second_ecg_segment():
-    from cardiofm.models.tasks.qa import CardioFMForQuestionAnswering
+def test_qa_builds_with_beat_tokens():
+    """The QA model encodes each ECG on its own (segment 0), so median-beat tokens keep their own segment."""
+    from cardiofm.models.tasks.qa import CardioFMForQuestionAnswering, qa_config
 
-    with pytest.raises(ValueError, match="num_segments >= 3"):
-        CardioFMForQuestionAnswering(preset_config("tiny", beat_tokens=3, num_segments=2))
-    assert CardioFMForQuestionAnswering(_beat_config()).config.beat_segment == 2
+    head = qa_config(["no", "yes"], {26: ["no", "yes"]}, [800.0] * 6, [100.0] * 6,
+                     {f: (0.0, 1e4) for f in ("rr interval", "p duration", "pr interval", "qrs duration",
+                                              "qt interval", "qt corrected")})
+    model = CardioFMForQuestionAnswering(preset_config("tiny", beat_tokens=BEATS, num_segments=3, **head))
+    assert model.config.beat_segment == 2 and model.config.qa_template_ids == [26]

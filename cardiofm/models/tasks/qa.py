@@ -1,8 +1,11 @@
-"""CardioFMForQuestionAnswering: question text + one or two ECGs -> answer set (ECG-QA format).
+"""CardioFMForQuestionAnswering: grounded attribute heads + question intent, composed into ECG-QA answers.
 
-Two ECGs sit side by side along the channel axis (first ECG segment 0, second segment 1); the question's [CLS] token
-attends to every signal token. Answers are a multi-label output over the answer vocabulary; the template's answer
-options restrict the output (the template is given, or predicted from the question by a small template head).
+Each ECG is encoded on its own and read by attribute heads: per-lead noise flags (4 noise types x 12 leads, from
+each lead's own token features), record-level noise flags and the six numeric interval features in ms (measured
+prior + learned correction, or from tokens alone). The question's tokens join the sequence of its first ECG and a
+template head reads its [CLS]; the rule parser (finetune.qa.questions) gives the intent that decides how the
+attribute predictions are composed (finetune.qa.composer), so comparison questions are answered by comparing the
+two ECGs' predicted attributes.
 """
 from __future__ import annotations
 
@@ -15,156 +18,227 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
-from ...data.channels import channel_ids
-from ...data.preprocess import prepare_input
+from ...data.attributes import NOISE_TYPES, NUMERIC_FEATURES, measure_intervals
+from ...data.channels import TWELVE_LEADS
 from ..configuration import CardioFMConfig
 from ..modeling import CardioFMModel, CardioFMPreTrainedModel, batch_beats
-from .heads import TaskModelMixin
+from .heads import PooledHead, TaskModelMixin
 
-NEG = -1e4  # logit of an answer the template does not allow (finite: keeps bf16/fp16 and BCE well defined)
+NEG = -1e4  # logit of an answer the template does not allow (finite: keeps bf16/fp16 well defined)
 
 
 @dataclass
 class QAOutput(ModelOutput):
-    """loss (answers BCE + template CE) when labels are given; logits (B, K) answers, disallowed ones at NEG;
-    template_logits (B, n_templates)."""
+    """loss when targets are given; noise_lead_logits (B, 4, 12) in NOISE_TYPES x TWELVE_LEADS order;
+    noise_record_logits (B, 4); numeric_ms (B, 6) NUMERIC_FEATURES in ms; template_logits (B, n_templates) or None
+    (no question tokens)."""
 
     loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
+    noise_lead_logits: torch.Tensor | None = None
+    noise_record_logits: torch.Tensor | None = None
+    numeric_ms: torch.Tensor | None = None
     template_logits: torch.Tensor | None = None
 
 
-def qa_config(answers: Sequence[str], template_options: dict[int, Sequence[str]],
-              single_answer_templates: Sequence[int] = ()) -> dict:
-    """Head config values: answer vocabulary, per-template allowed answers (as indices) and single-answer flags."""
+def qa_config(answers: Sequence[str], template_options: dict[int, Sequence[str]], numeric_mean: Sequence[float],
+              numeric_std: Sequence[float], normal_ranges: dict[str, Sequence[float]], feature_prior: bool = True,
+              prior_residual_scale: float = 0.25) -> dict:
+    """Head config values: answer vocabulary, per-template options (indices), numeric target statistics (ms), the
+    normal range (lo, hi) ms of each numeric feature, and whether numeric features are the measured intervals +
+    a learned correction (feature_prior; correction scale = prior_residual_scale x training SD)."""
     index = {a: i for i, a in enumerate(answers)}
     tids = sorted(template_options)
     bad = {t: [a for a in template_options[t] if a not in index] for t in tids}
     bad = {t: v for t, v in bad.items() if v}
     if bad:
         raise ValueError(f"template answer options outside the answer vocabulary: {bad}")
+    missing = [f for f in NUMERIC_FEATURES if f not in normal_ranges]
+    if missing:
+        raise ValueError(f"normal ranges missing for {missing}")
     return {"qa_answers": list(answers), "qa_template_ids": tids,
             "qa_template_options": [[index[a] for a in template_options[t]] for t in tids],
-            "qa_single_answer": [t in set(single_answer_templates) for t in tids]}
+            "qa_numeric_mean": [float(v) for v in numeric_mean], "qa_numeric_std": [float(v) for v in numeric_std],
+            "qa_normal_ranges": [[float(v) for v in normal_ranges[f]] for f in NUMERIC_FEATURES],
+            "qa_feature_prior": bool(feature_prior), "qa_prior_residual_scale": float(prior_residual_scale)}
+
+
+QA_HEAD_KEYS = ("qa_answers", "qa_template_ids", "qa_template_options", "qa_numeric_mean", "qa_numeric_std",
+                "qa_normal_ranges", "qa_feature_prior", "qa_prior_residual_scale")
 
 
 class CardioFMForQuestionAnswering(TaskModelMixin, CardioFMPreTrainedModel):
-    """Shared encoder over [ECG tokens | question tokens] + answer head and template head."""
+    """Shared encoder + attribute heads (noise per lead / per record, numeric features in ms) + template head."""
 
-    head_key_prefixes = ("qa_head.", "template_head.")
+    head_key_prefixes = ("noise_lead_head.", "noise_record_head.", "numeric_head.", "template_head.")
 
     def __init__(self, config: CardioFMConfig):
         super().__init__(config)
-        if config.beat_tokens and config.beat_segment < 2:
-            # segments 0 and 1 are the two ECGs of a question; median beats need a third id
-            raise ValueError(f"question answering with beat_tokens needs num_segments >= 3, got {config.num_segments}")
+        missing = [k for k in QA_HEAD_KEYS if getattr(config, k, None) is None]
+        if missing:
+            raise ValueError(f"question-answering config lacks {missing}: build it with qa_config(...)")
         h = config.hidden_size
         self.cardiofm = CardioFMModel(config)
-        n_answers = len(getattr(config, "qa_answers", None) or ["no", "yes"])
-        n_templates = len(getattr(config, "qa_template_ids", None) or [0])
-        # [CLS] of the question + mean signal feature of each ECG of the pair
-        self.qa_head = nn.Sequential(nn.LayerNorm(3 * h, eps=config.layer_norm_eps), nn.Linear(3 * h, h), nn.GELU(),
-                                     nn.Linear(h, n_answers))
-        self.template_head = nn.Linear(h, n_templates)
+        self.noise_lead_head = nn.Sequential(nn.LayerNorm(h, eps=config.layer_norm_eps), nn.Linear(h, len(NOISE_TYPES)))
+        self.noise_record_head = PooledHead(h, len(NOISE_TYPES), eps=config.layer_norm_eps)
+        self.numeric_head = PooledHead(h, len(NUMERIC_FEATURES), eps=config.layer_norm_eps)
+        self.template_head = nn.Linear(h, len(config.qa_template_ids))
         self.post_init()
 
     @property
     def answers(self) -> list[str]:
-        """Answer vocabulary in logit order."""
+        """Answer vocabulary."""
         return list(self.config.qa_answers)
 
-    def option_mask(self, template_index: torch.Tensor) -> torch.Tensor:
-        """(B,) template positions -> (B, K) bool of the answers each template allows."""
-        k = len(self.config.qa_answers)
-        table = torch.zeros(len(self.config.qa_template_ids), k, dtype=torch.bool, device=template_index.device)
-        for t, opts in enumerate(self.config.qa_template_options):
-            table[t, opts] = True
-        return table[template_index]
+    def template_options(self, template_id: int) -> list[str]:
+        """The answers template `template_id` allows; ValueError for a template this model was not built with."""
+        ids = list(self.config.qa_template_ids)
+        if template_id not in ids:
+            raise ValueError(f"unknown template_id {template_id}; this model knows {ids}")
+        return [self.answers[i] for i in self.config.qa_template_options[ids.index(template_id)]]
 
-    def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, input_ids: torch.Tensor,
-                channel_mask: torch.Tensor | None = None, time_offsets: torch.Tensor | None = None,
-                text_mask: torch.Tensor | None = None, segment_ids: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, template_index: torch.Tensor | None = None,
-                **unused) -> QAOutput:
-        """signals (B, C, T) (two ECGs: 2 x 13 channels, segment_ids 0/1), question input_ids/text_mask (B, L),
-        labels (B, K) multi-hot answers, template_index (B,) position in config.qa_template_ids."""
-        out = self.cardiofm(signals, channel_ids, channel_mask, time_offsets, input_ids, text_mask, segment_ids,
-                           beats=batch_beats(unused))
+    def _lead_slots(self, channel_ids: torch.Tensor) -> torch.Tensor:
+        """(C,) position of each TWELVE_LEADS lead in the input layout (its channel vocabulary id)."""
+        vocab = list(self.config.channel_vocab)
+        want = torch.tensor([vocab.index(lead) for lead in TWELVE_LEADS], device=channel_ids.device)
+        hits = channel_ids[0][None, :] == want[:, None]                       # (12, C)
+        if not bool(hits.any(1).all()):
+            raise ValueError("question answering needs the 12 leads in the input layout")
+        return hits.float().argmax(1)
+
+    def numeric_from(self, correction: torch.Tensor, measured: torch.Tensor | None,
+                     measured_found: torch.Tensor | None) -> torch.Tensor:
+        """(B, 6) head outputs -> ms: measured prior + std * output where measured (qa_feature_prior), else
+        training mean + std * output."""
+        mean = self.config_tensor("qa_numeric_mean", correction.device)
+        std = self.config_tensor("qa_numeric_std", correction.device)
+        base = mean.expand_as(correction)
+        if self.config.qa_feature_prior:
+            if measured is None or measured_found is None:
+                raise ValueError("qa_feature_prior models need the measured intervals (measured, measured_found)")
+            base = torch.where(measured_found.bool(), measured.float(), base)
+            std = std * self.config.qa_prior_residual_scale
+        return base + std * correction.float()
+
+    def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor | None = None,
+                time_offsets: torch.Tensor | None = None, input_ids: torch.Tensor | None = None,
+                text_mask: torch.Tensor | None = None, measured: torch.Tensor | None = None,
+                measured_found: torch.Tensor | None = None, noise_lead: torch.Tensor | None = None,
+                noise_lead_mask: torch.Tensor | None = None, noise_record: torch.Tensor | None = None,
+                numeric: torch.Tensor | None = None, numeric_mask: torch.Tensor | None = None,
+                template_index: torch.Tensor | None = None, **unused) -> QAOutput:
+        """signals (B, C, T) one ECG each, optional question input_ids/text_mask (B, L); measured/measured_found
+        (B, 6) ms / bool; targets noise_lead (+mask) (B, 4, 12), noise_record (B, 4), numeric (+mask) (B, 6) ms,
+        template_index (B,)."""
+        out = self.cardiofm(signals, channel_ids, channel_mask, time_offsets, input_ids, text_mask, None,
+                            beats=batch_beats(unused))
         b, c, p, h = out.signal_hidden_state.shape
-        seg = torch.zeros(b, c, dtype=torch.long, device=signals.device) if segment_ids is None else segment_ids
         present = out.token_mask[:, :c * p].view(b, c, p).float()
-        pooled = []
-        for s in (0, 1):
-            w = present * (seg == s)[..., None]
-            pooled.append((out.signal_hidden_state * w[..., None]).sum((1, 2)) / w.sum((1, 2)).clamp_min(1)[:, None])
-        cls = out.text_hidden_state[:, 0]
-        template_logits = self.template_head(cls)
-        chosen = template_logits.argmax(-1) if template_index is None else template_index
-        logits = self.qa_head(torch.cat([cls] + pooled, -1))
-        allowed = self.option_mask(chosen)
-        logits = logits.masked_fill(~allowed, NEG)
-        loss = None
-        if labels is not None:
-            # BCE only over the template's options: the others are excluded by construction, not learned
-            bce = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none")
-            loss = (bce * allowed).sum() / allowed.sum().clamp_min(1)
-            if template_index is not None:
-                loss = loss + F.cross_entropy(template_logits.float(), template_index)
-        return QAOutput(loss=loss, logits=logits, template_logits=template_logits)
+        per_lead = (out.signal_hidden_state * present[..., None]).sum(2) / present.sum(2).clamp_min(1)[..., None]
+        per_lead = per_lead[:, self._lead_slots(channel_ids)]                  # (B, 12, H)
+        lead_logits = self.noise_lead_head(per_lead).transpose(1, 2)           # (B, 4, 12)
+        record_logits = self.noise_record_head(out.pooled_output)
+        numeric_ms = self.numeric_from(self.numeric_head(out.pooled_output), measured, measured_found)
+        template_logits = None if out.text_hidden_state is None else self.template_head(out.text_hidden_state[:, 0])
+        loss = self._loss(lead_logits, record_logits, numeric_ms, template_logits, noise_lead, noise_lead_mask,
+                          noise_record, numeric, numeric_mask, template_index)
+        return QAOutput(loss=loss, noise_lead_logits=lead_logits, noise_record_logits=record_logits,
+                        numeric_ms=numeric_ms, template_logits=template_logits)
 
-    def decide(self, logits: torch.Tensor, template_index: torch.Tensor) -> list[list[str]]:
-        """(B, K) logits -> answer sets: argmax for single-answer templates, else p >= 0.5 (at least one answer)."""
-        probs = torch.sigmoid(logits.float())
-        out = []
-        for p, t in zip(probs, template_index.tolist()):
-            pick = [int(p.argmax())]
-            if not self.config.qa_single_answer[t]:
-                above = torch.nonzero(p >= 0.5).flatten().tolist()
-                pick = above or pick
-            out.append([self.config.qa_answers[i] for i in pick])
-        return out
+    def _loss(self, lead_logits, record_logits, numeric_ms, template_logits, noise_lead, noise_lead_mask,
+              noise_record, numeric, numeric_mask, template_index) -> torch.Tensor | None:
+        """Sum of the losses whose targets the batch carries (BCE on noise flags, smooth-L1 on numeric features in
+        units of their training SD, CE on the template)."""
+        parts = []
+        if noise_lead is not None:
+            mask = torch.ones_like(noise_lead, dtype=torch.bool) if noise_lead_mask is None else noise_lead_mask.bool()
+            bce = F.binary_cross_entropy_with_logits(lead_logits.float(), noise_lead.float(), reduction="none")
+            parts.append((bce * mask).sum() / mask.sum().clamp_min(1))
+        if noise_record is not None:
+            parts.append(F.binary_cross_entropy_with_logits(record_logits.float(), noise_record.float()))
+        if numeric is not None:
+            std = self.config_tensor("qa_numeric_std", numeric_ms.device)
+            mask = torch.ones_like(numeric, dtype=torch.bool) if numeric_mask is None else numeric_mask.bool()
+            err = F.smooth_l1_loss(numeric_ms / std, numeric.float() / std, reduction="none")
+            parts.append((err * mask).sum() / mask.sum().clamp_min(1))
+        if template_index is not None and template_logits is not None:
+            parts.append(F.cross_entropy(template_logits.float(), template_index))
+        return sum(parts) if parts else None
 
-    def qa_inputs(self, question: str, ecgs: Sequence[tuple[np.ndarray, float, Sequence[str]]]) -> dict:
-        """One question + 1-2 raw ECGs (signal mV, fs Hz, channel names) -> model inputs (first 10 s window each)."""
-        if not 1 <= len(ecgs) <= 2:
-            raise ValueError(f"a question is about one or two ECGs, got {len(ecgs)}")
-        tokenizer = getattr(self, "report_tokenizer", None)
-        if tokenizer is None:
-            raise RuntimeError("no question tokenizer attached (model.report_tokenizer); load a saved QA model")
-        cfg = self.config.preprocess_config
-        sig, mask = [], []
-        for signal, fs, chans in ecgs:
-            prep = prepare_input(np.asarray(signal), float(fs), list(chans), cfg)
-            sig.append(prep["signal"][0])
-            mask.append(prep["channel_mask"][0])
-        if len(ecgs) == 1:
-            sig.append(np.zeros_like(sig[0]))
-            mask.append(np.zeros_like(mask[0]))
-        ids = channel_ids(list(cfg.channels) * 2, tuple(self.config.channel_vocab))
-        n = len(cfg.channels)
-        input_ids, text_mask = tokenizer.encode_batch([question], self.config.max_text_len)
-        device = next(self.parameters()).device
-        return {"signals": torch.from_numpy(np.concatenate(sig))[None].to(device),
-                "channel_ids": torch.tensor(ids)[None].to(device),
-                "channel_mask": torch.from_numpy(np.concatenate(mask))[None].to(device),
-                "segment_ids": torch.tensor([0] * n + [1] * n)[None].to(device),
-                "input_ids": input_ids.to(device), "text_mask": text_mask.to(device)}
+    def ecg_inputs(self, signal: np.ndarray, fs: float, channels: Sequence[str]) -> dict[str, torch.Tensor]:
+        """One raw ECG (channels, samples) mV at fs Hz -> model inputs of its first 10 s window, with the measured
+        intervals of that window when the model uses them as a prior."""
+        batch = {k: v[:1] for k, v in self.windows_batch(signal, fs, channels).items()}
+        if self.config.qa_feature_prior:
+            names = list(self.config.preprocess_config.channels)
+            window = batch["signals"][0].detach().cpu().numpy()
+            values, found = measure_intervals(window, self.config.preprocess_config.fs, names)
+            device = batch["signals"].device
+            batch["measured"] = torch.tensor(values, dtype=torch.float32, device=device)[None]
+            batch["measured_found"] = torch.tensor(found, device=device)[None]
+        return batch
 
     @torch.no_grad()
-    def answer(self, question: str, ecgs: Sequence[tuple[np.ndarray, float, Sequence[str]]],
-               template_id: int | None = None) -> list[str]:
-        """Answer set for a question about one or two ECGs, each (signal (C, samples) mV, fs Hz, channel names)."""
-        batch = self.qa_inputs(question, ecgs)
-        if template_id is not None:
-            if template_id not in self.config.qa_template_ids:
-                raise ValueError(f"unknown template_id {template_id}")
-            batch["template_index"] = torch.tensor([self.config.qa_template_ids.index(template_id)],
-                                                   device=batch["signals"].device)
+    def attributes(self, signal: np.ndarray, fs: float, channels: Sequence[str]) -> dict:
+        """Attribute evidence of one ECG: noise probabilities per type and lead, per type, numeric features (ms)."""
+        batch = self.ecg_inputs(signal, fs, channels)
         was_training = self.training
         self.eval()
         try:
             out = self(**batch)
         finally:
             self.train(was_training)
-        chosen = batch.get("template_index", out.template_logits.argmax(-1))
-        return self.decide(out.logits, chosen)[0]
+        lead_p = torch.sigmoid(out.noise_lead_logits[0].float()).cpu().numpy()
+        record_p = torch.sigmoid(out.noise_record_logits[0].float()).cpu().numpy()
+        numeric = out.numeric_ms[0].float().cpu().numpy()
+        if not (np.isfinite(lead_p).all() and np.isfinite(record_p).all() and np.isfinite(numeric).all()):
+            raise ValueError("model produced NaN/inf attribute predictions for this ECG")
+        return {"noise_lead": {kind: dict(zip(TWELVE_LEADS, map(float, lead_p[k])))
+                               for k, kind in enumerate(NOISE_TYPES)},
+                "noise_record": dict(zip(NOISE_TYPES, map(float, record_p))),
+                "numeric_ms": dict(zip(NUMERIC_FEATURES, map(float, numeric)))}
+
+    def answer(self, question: str, ecgs: Sequence[tuple[np.ndarray, float, Sequence[str]]],
+               return_evidence: bool = False):
+        """Answer set (list of str) for a question about one or two ECGs, each (signal (C, samples) mV, fs Hz,
+        channel names); with return_evidence also the attribute evidence the answer was composed from."""
+        from ...finetune.qa.composer import compose
+        from ...finetune.qa.questions import parse_question
+
+        intent = parse_question(question)
+        if len(ecgs) != intent.n_ecgs:
+            raise ValueError(f"the question needs {intent.n_ecgs} ECG(s), got {len(ecgs)}: {question!r}")
+        evidence = [self.attributes(*ecg) for ecg in ecgs]
+        ranges = dict(zip(NUMERIC_FEATURES, map(tuple, self.config.qa_normal_ranges)))
+        answer, used = compose(intent, evidence, ranges, self.template_options(intent.template_id))
+        return (answer, used) if return_evidence else answer
+
+    @torch.no_grad()
+    def predict_template(self, question: str, ecg: tuple[np.ndarray, float, Sequence[str]]) -> int:
+        """The template head's template_id for a question read jointly with its first ECG."""
+        tokenizer = getattr(self, "report_tokenizer", None)
+        if tokenizer is None:
+            raise RuntimeError("no question tokenizer attached (model.report_tokenizer); load a saved QA model")
+        batch = self.ecg_inputs(*ecg)
+        batch["input_ids"], batch["text_mask"] = [t.to(batch["signals"].device) for t in
+                                                  tokenizer.encode_batch([question], self.config.max_text_len)]
+        was_training = self.training
+        self.eval()
+        try:
+            logits = self(**batch).template_logits
+        finally:
+            self.train(was_training)
+        return int(self.config.qa_template_ids[int(logits.argmax(-1))])
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """HF from_pretrained + the question tokenizer saved beside the weights (attached as report_tokenizer)."""
+        model = super().from_pretrained(*args, **kwargs)
+        loaded = model[0] if isinstance(model, tuple) else model
+        path = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+        if getattr(loaded, "report_tokenizer", None) is None and path is not None:
+            from ..tokenizer import ReportTokenizer
+            try:
+                loaded.report_tokenizer = ReportTokenizer.from_pretrained(str(path))
+            except (OSError, FileNotFoundError):
+                pass  # encoder checkpoints carry no question tokenizer: the recipe trains one
+        return model
