@@ -26,9 +26,9 @@ def load_mitdb(name: str) -> tuple[np.ndarray, float, np.ndarray]:
     return rec.p_signal.T.astype(np.float32), float(rec.fs), beats
 
 
-def scores(reference, detected, fs) -> tuple[float, float]:
-    """(sensitivity, positive predictive value) with +-150 ms one-to-one matching."""
-    tp, fn, fp = match_rpeaks(reference, detected, int(TOLERANCE_S * fs))
+def scores(reference, detected, fs, tolerance_s: float = TOLERANCE_S) -> tuple[float, float]:
+    """(sensitivity, positive predictive value) with +-tolerance_s one-to-one matching (150 ms: EC57)."""
+    tp, fn, fp = match_rpeaks(reference, detected, int(tolerance_s * fs))
     return tp / max(tp + fn, 1), tp / max(tp + fp, 1)
 
 
@@ -44,8 +44,8 @@ def test_mitdb_sensitivity_and_ppv(name):
     assert se >= 0.995 and ppv >= 0.995, (name, se, ppv)
 
 
-def cpsc2019_scores() -> tuple[float, float]:
-    """(sensitivity, PPV) over the 50 CPSC 2019 clips, first and last 0.5 s ignored as in the challenge's scoring."""
+def cpsc2019_scores(method: str = "cardiofm", tolerance_s: float = 0.075) -> tuple[float, float]:
+    """(sensitivity, PPV) over the 50 CPSC 2019 clips at +-75 ms, first and last 0.5 s ignored (challenge scoring)."""
     root = shared_path("torch_ecg_sample", "cpsc2019")
     tp = fn = fp = 0
     fs = 500.0
@@ -53,24 +53,46 @@ def cpsc2019_scores() -> tuple[float, float]:
     for data in sorted((root / "data").glob("data_*.mat")):
         x = loadmat(data)["ecg"].ravel()
         ref = loadmat(root / "ref" / data.name.replace("data_", "R_"))["R_peak"].ravel().astype(int)
-        det = detect_rpeaks(x, fs)
+        det = detect_rpeaks(x, fs, method)
         keep = lambda p: p[(p >= edge) & (p <= len(x) - edge)]  # noqa: E731
-        a, b, c = match_rpeaks(keep(ref), keep(det), int(TOLERANCE_S * fs))
+        a, b, c = match_rpeaks(keep(ref), keep(det), int(tolerance_s * fs))
         tp, fn, fp = tp + a, fn + b, fp + c
     return tp / (tp + fn), tp / (tp + fp)
 
 
-def test_cpsc2019_no_regression():
-    # measured 94.6 % / 93.1 %; neurokit2's best detectors here reach 89.96/96.07 (neurokit), 93.35/95.65 (elgendi)
-    se, ppv = cpsc2019_scores()
-    assert se >= 0.94 and ppv >= 0.925, (se, ppv)
+@pytest.mark.parametrize("method", ["cardiofm", "cardiofm:scored"])
+def test_cpsc2019_no_regression(method):
+    # measured at +-75 ms: default 93.49 / 91.93, scored 93.35 / 92.31 (held out, 5 folds: 93.35 / 92.31);
+    # neurokit2's best here: neurokit 88.40 / 94.41, elgendi2010 69.87 / 71.59 (its peaks sit off the R wave)
+    se, ppv = cpsc2019_scores(method)
+    assert se >= 0.93 and ppv >= 0.915, (method, se, ppv)
 
 
-@pytest.mark.xfail(strict=True, reason="acceptance target not reached: CPSC 2019 clips hold low-amplitude beats, "
-                   "bursts of noise and T waves as tall as the QRS that this envelope detector misses or takes")
+@pytest.mark.xfail(strict=True, reason="acceptance target (97 % Se and PPV at +-75 ms) not reached: CPSC 2019 clips "
+                   "hold beats smaller than the noise, T waves as tall as the QRS and noise bursts; a logistic "
+                   "candidate scorer did not close the gap held out")
 def test_cpsc2019_acceptance_target():
     se, ppv = cpsc2019_scores()
-    assert se >= 0.995 and ppv >= 0.995, (se, ppv)
+    assert se >= 0.97 and ppv >= 0.97, (se, ppv)
+
+
+def test_scored_stage_on_ventricular_record():
+    # record 106 (ventricular bigeminy, 520 PVCs) is where the rules' PPV is weakest (99.56 %); the packaged
+    # learned stage must keep every beat and not add false positives
+    x, fs, ref = load_mitdb("106")
+    rules = scores(ref, detect_rpeaks(x, fs), fs, 0.075)
+    scored = scores(ref, detect_rpeaks(x, fs, "cardiofm:scored"), fs, 0.075)
+    assert scored[0] >= 0.999 and scored[1] >= rules[1] - 0.001 and scored[1] >= 0.995, (rules, scored)
+
+
+def test_scorer_refuses_other_feature_lists():
+    from cardiofm.data.rpeaks_refine import CandidateScorer, default_scorer
+
+    blob = default_scorer().to_json()
+    assert CandidateScorer.from_json(blob).score(np.zeros((2, len(blob["mean"])), np.float32)).shape == (2,)
+    blob["features"] = blob["features"][:-1]
+    with pytest.raises(ValueError, match="fitted on features"):
+        CandidateScorer.from_json(blob, "rpeak_scorer.json")
 
 
 def test_any_sampling_rate_and_single_lead(mit119):
@@ -100,9 +122,18 @@ def test_robust_to_wander_noise_inversion_and_pacing_spikes(mit119):
     assert se >= 0.995 and ppv >= 0.995, (se, ppv)
 
 
-def test_edge_cases():
-    assert detect_rpeaks(np.zeros((3, 5000)), 500.0).size == 0          # flat: no beats, no NaN warnings
-    assert detect_rpeaks(np.zeros(10), 500.0).size == 0                  # shorter than two refractory periods
+@pytest.mark.parametrize("method", ["cardiofm", "cardiofm:scored"])
+def test_edge_cases(method):
+    assert detect_rpeaks(np.zeros((3, 5000)), 500.0, method).size == 0          # flat: no beats, no NaN warnings
+    assert detect_rpeaks(np.zeros(10), 500.0, method).size == 0                  # shorter than two refractory periods
+    t = np.arange(5000) / 500.0
+    one_flat = np.zeros((2, 5000))
+    one_flat[0] = np.exp(-0.5 * ((t % 0.8 - 0.4) / 0.008) ** 2)                  # 8 ms QRS-like pulses at 75 bpm
+    peaks = detect_rpeaks(one_flat, 500.0, method)                               # ... second lead flat
+    assert np.array_equal(peaks, np.unique(peaks)), peaks
+    assert np.abs(peaks - (np.arange(12) * 400 + 200)).max() <= 2, peaks
+    with pytest.raises(ValueError, match="unknown R-peak method"):
+        detect_rpeaks(np.zeros(5000), 500.0, "cardiofm:nope")
     with pytest.raises(ValueError, match="NaN"):
         detect_rpeaks(np.full(5000, np.nan), 500.0)
     with pytest.raises(ValueError, match="shape"):

@@ -1,6 +1,7 @@
 """Multi-lead R-peak detection at any sampling rate, vectorised over leads, plus peak-matching scores.
 
-The detector works in four steps, every width given in seconds so any `fs` works:
+The rule-based detector (the default; `rpeaks_refine` adds an optional learned stage) works in four steps, every
+width given in seconds so any `fs` works:
 1. a 3-point (or ~4 ms) running median removes pacing spikes one or two samples wide;
 2. a 20 ms boxcar low-pass followed by a +-10 ms central difference is a band-pass of about 8-30 Hz on the QRS
    slope; the difference has no DC response, so baseline wander vanishes without a separate high-pass;
@@ -11,6 +12,8 @@ The detector works in four steps, every width given in seconds so any `fs` works
    threshold; each beat is then placed on the largest weighted deviation from a local linear baseline across leads.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -96,19 +99,36 @@ def _decimate(x: np.ndarray, fs: float) -> tuple[np.ndarray, int]:
     return out, q
 
 
-def _envelope(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """Combined QRS envelope (amplitude scale, ~1 at a typical beat) at the decimated rate, lead weights, rate."""
+@dataclass
+class Envelope:
+    """QRS envelope at the decimated rate fd Hz and what the second stage reads from it."""
+    env: np.ndarray        # (samples,) combined envelope, ~1 at a typical beat
+    weights: np.ndarray    # (leads,) peakiness weights, 0 for flat leads
+    fd: float              # decimated rate, Hz
+    slopes: np.ndarray     # (live leads, samples) band-passed slope per lead, in units of its typical QRS slope
+    fast: np.ndarray       # (live leads, samples) +-1 sample difference of the decimated signal, per typical QRS
+
+
+def _envelope(x: np.ndarray, fs: float) -> Envelope:
+    """Combined QRS envelope (amplitude scale, ~1 at a typical beat) at the decimated rate, with lead weights."""
     xd, q = _decimate(x, fs)
     fd = fs / q
-    d = _qrs_slope(_despike(xd, fd), fd)
+    xd = _despike(xd, fd)
+    d = _qrs_slope(xd, fd)
     level, w = _lead_weights(d, fd)
     live = w > 0
+    n = xd.shape[1]
     if not live.any():
-        return np.zeros(xd.shape[1], dtype=np.float32), w, fd
-    scaled = d[live] / level[live, None]
-    energy = np.einsum("c,ct,ct->t", w[live].astype(np.float32), scaled, scaled)
+        zero = np.zeros(n, dtype=np.float32)
+        return Envelope(zero, w, fd, np.zeros((0, n), np.float32), np.zeros((0, n), np.float32))
+    wl = w[live].astype(np.float32)
+    scaled = (d[live] / level[live, None]).astype(np.float32)
+    energy = np.einsum("c,ct,ct->t", wl, scaled, scaled)
     smooth = ndimage.uniform_filter1d(energy, max(1, int(round(0.08 * fd))), mode="nearest")
-    return np.sqrt(np.maximum(smooth, 0.0)), w, fd
+    fast = np.zeros_like(xd[live])
+    fast[:, 1:-1] = xd[live, 2:] - xd[live, :-2]
+    fast = (fast / np.maximum(level[live, None], 1e-12)).astype(np.float32)
+    return Envelope(np.sqrt(np.maximum(smooth, 0.0)), w, fd, scaled, fast)
 
 
 def _local_level(env: np.ndarray, fs: float) -> np.ndarray:
@@ -176,35 +196,57 @@ def _locate(x: np.ndarray, w: np.ndarray, beats: np.ndarray, fs: float) -> np.nd
     return beats - half + np.argmax(combined, axis=-1)
 
 
-def detect_rpeaks(signal: np.ndarray, fs: float, method: str = "cardiofm") -> np.ndarray:
-    """R-peak sample indices (int64, sorted) of an ECG (samples,) or (channels, samples) at fs Hz, any units."""
-    if method != "cardiofm":
-        return detect_rpeaks_neurokit(signal, fs, method)
+def first_stage(x: np.ndarray, fs: float) -> tuple[Envelope, np.ndarray, np.ndarray] | None:
+    """Rule-based stage on (leads, samples): (envelope, running beat level, rule beats at the decimated rate)."""
+    env = _envelope(x, fs)
+    if not env.env.any():
+        return None
+    fd = env.fd
+    level = _local_level(env.env, fd)
+    cands, _ = find_peaks(env.env, distance=max(1, int(round(REFRACTORY_S * fd))))
+    peaks = cands[env.env[cands] > THRESHOLD_FRACTION * level[cands]]
+    peaks = _reject_t_waves(peaks, env.env, fd)
+    return env, level, _search_back(peaks, cands, env.env, level, fd)
+
+
+def to_full_rate(x: np.ndarray, env: Envelope, beats: np.ndarray, fs: float) -> np.ndarray:
+    """Decimated beat indices -> R-peak samples at fs, each placed on the QRS by `_locate` (sorted, unique)."""
+    return np.unique(locate_beats(x, env, beats, fs))
+
+
+def locate_beats(x: np.ndarray, env: Envelope, beats: np.ndarray, fs: float) -> np.ndarray:
+    """Decimated beat indices -> located R-peak samples at fs, one per beat (int64, same order)."""
+    if len(beats) == 0:
+        return np.zeros(0, dtype=np.int64)
+    q = fs / env.fd
+    centres = np.minimum((beats * q + q / 2).astype(np.int64), x.shape[1] - 1)
+    return _locate(x, env.weights, centres, fs).astype(np.int64)
+
+
+def checked_leads(signal: np.ndarray, fs: float) -> np.ndarray | None:
+    """(leads, samples) after validation, or None when the input is too short to hold two beats."""
     if not np.isfinite(fs) or fs <= 0:
         raise ValueError(f"detect_rpeaks: invalid sampling rate {fs!r}")
     x = _as_leads(signal)
-    n = x.shape[1]
-    if n < int(2 * REFRACTORY_S * fs) + 3:
-        return np.zeros(0, dtype=np.int64)
-    env, w, fd = _envelope(x, fs)
-    if not env.any():
-        return np.zeros(0, dtype=np.int64)
-    level = _local_level(env, fd)
-    cands, _ = find_peaks(env, distance=max(1, int(round(REFRACTORY_S * fd))))
-    peaks = cands[env[cands] > THRESHOLD_FRACTION * level[cands]]
-    peaks = _reject_t_waves(peaks, env, fd)
-    peaks = _search_back(peaks, cands, env, level, fd)
-    if len(peaks) == 0:
-        return np.zeros(0, dtype=np.int64)
-    q = fs / fd
-    centres = np.minimum((peaks * q + q / 2).astype(np.int64), n - 1)   # decimated index -> full-rate sample
-    return np.unique(_locate(x, w, centres, fs)).astype(np.int64)
+    return x if x.shape[1] >= int(2 * REFRACTORY_S * fs) + 3 else None
+
+
+def detect_rpeaks(signal: np.ndarray, fs: float, method: str = "cardiofm") -> np.ndarray:
+    """R-peak sample indices (int64, sorted) of an ECG (samples,) or (channels, samples) at fs Hz, any units.
+
+    'cardiofm': the rule-based envelope detector; 'cardiofm:scored': its candidates re-scored by the packaged
+    learned stage (rpeaks_refine; no better held out so far, 1.6x slower); 'neurokit2:<name>': neurokit2, lead 1."""
+    if method.startswith("neurokit2:"):
+        return detect_rpeaks_neurokit(signal, fs, method)
+    if method not in ("cardiofm", "cardiofm:scored"):
+        raise ValueError(f"unknown R-peak method {method!r}; use 'cardiofm', 'cardiofm:scored' or 'neurokit2:<name>'")
+    from .rpeaks_refine import default_scorer, detect_scored   # the second stage imports this module
+
+    return detect_scored(signal, fs, default_scorer() if method == "cardiofm:scored" else None)
 
 
 def detect_rpeaks_neurokit(signal: np.ndarray, fs: float, method: str = "neurokit2:neurokit") -> np.ndarray:
     """R-peaks from a neurokit2 detector on the first lead ('neurokit2:<method>'); needs the optional neurokit2."""
-    if not method.startswith("neurokit2:"):
-        raise ValueError(f"unknown R-peak method {method!r}; use 'cardiofm' or 'neurokit2:<name>'")
     try:
         import neurokit2 as nk
     except ImportError as err:  # optional dependency (extras 'bench'/'dev')
