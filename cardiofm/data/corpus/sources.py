@@ -135,7 +135,8 @@ def _read_wfdb_task(task: str, opts: SourceOptions) -> list[Record]:
 
     rec = read_wfdb(task)
     if rec.text is not None and not rec.text.strip():
-        rec.meta["text_issue"] = "empty report"
+        # a Report: line without text (a header without the line is a signal-only record)
+        rec.meta["text_issue"] = "empty report line (drop the line for a signal-only record, or --keep-empty-text)"
     return _pieces(_text_policy(check_labels(rec, opts), opts), opts)
 
 
