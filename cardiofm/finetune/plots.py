@@ -31,7 +31,8 @@ def plot_roc_curves(y_true: np.ndarray, y_prob: np.ndarray, label_names: Sequenc
         ax.plot(fpr, tpr, lw=1.4, label=f"{name} (AUROC {roc_auc_score(y_true[:, k], y_prob[:, k]):.3f})")
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(fontsize=7, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # no class with both outcomes: nothing to label
+        ax.legend(fontsize=7, loc="lower right")
     return _save(fig, plt, path)
 
 

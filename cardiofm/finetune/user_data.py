@@ -115,8 +115,8 @@ def row_samples(cfg: FinetuneDataConfig, table: LabelTable, pre: PreprocessConfi
     if missing:
         raise LabelsError(table.path, missing)
     if broken and not cfg.skip_unreadable:
-        raise LabelsError(table.path, [(r, f"{why} (data.skip_unreadable=true leaves such records out)")
-                                       for r, why in broken])
+        hint = " (or data.skip_unreadable=true to leave unreadable records out)"
+        raise LabelsError(table.path, [(r, why + (hint if i == 0 else "")) for i, (r, why) in enumerate(broken)])
     if broken:
         logger.warning("left out %d unreadable record(s) (data.skip_unreadable): %s", len(broken),
                        "; ".join(f"row {r}: {why}" for r, why in broken[:3]))

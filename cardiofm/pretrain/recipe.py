@@ -33,6 +33,11 @@ class PretrainRecipe:
         cfg = self.cfg
         preprocess = self._preprocess_config()
         train_data, texts, eval_samples = training_data(cfg, preprocess)
+        if cfg.data.corpus_dirs and not cfg.data.eval_dirs:  # real data: evaluate on held-out real subjects
+            train_data, eval_samples, held = held_out_slice(cfg, train_data)
+            logger.info("no data.eval_dirs: eval loss and reconstruction plots on %d windows of %d held-out subjects "
+                        "of the training corpora (left out of training; %d windows scanned)", held["eval_windows"],
+                        held["subjects"], held["windows_scanned"])
         saved_tok = self.output_dir / "tokenizer"
         if resume and (saved_tok / "report_tokenizer.model").exists():
             cfg.tokenizer.path = str(saved_tok)  # a resumed run must tokenize exactly as before
@@ -115,6 +120,77 @@ class PretrainRecipe:
         if self.trainer.is_main_process:
             logger.info("model exported to %s (load with CardioFMForPretraining.from_pretrained)", path)
         return path
+
+
+class WithoutSubjects:
+    """Stream factory wrapper: the training stream minus the held-out evaluation subjects (see held_out_slice)."""
+
+    def __init__(self, make, held):
+        self.make, self.held = make, held
+
+    def __call__(self, rank: int = 0, world_size: int = 1, epoch: int = 0):
+        return _Excluding(self.make(rank=rank, world_size=world_size, epoch=epoch), self.held)
+
+
+class _Excluding(torch.utils.data.IterableDataset):
+    def __init__(self, stream, held):
+        self.stream, self.held = stream, held
+
+    def __iter__(self):
+        return (s for s in self.stream if not self.held(s))
+
+
+class HeldOutSubjects:
+    """Subjects whose stable hash (of source/subject id) is at most `threshold`: the same rule on every rank,
+    epoch and shard, including shards never scanned."""
+
+    def __init__(self, threshold: int):
+        self.threshold = threshold
+
+    @staticmethod
+    def key_hash(source: str, subject: str) -> int:
+        """Stable 64-bit hash of a (source, subject id) pair."""
+        import hashlib
+
+        return int.from_bytes(hashlib.sha1(f"{source}/{subject}".encode()).digest()[:8], "big")
+
+    def __call__(self, sample: dict) -> bool:
+        return self.key_hash(str(sample["source"]), str(sample["subject_id"])) <= self.threshold
+
+
+def held_out_slice(cfg, train_data, scan_shards: int = 4):
+    """Real evaluation without data.eval_dirs: whole subjects of the training corpora, chosen by hash until their
+    windows reach data.eval_size (counted in the first `scan_shards` shards of each corpus), are left out of
+    training; their windows are the eval set -> (training stream factory, eval samples, summary)."""
+    import itertools
+
+    from ..config import ConfigError
+    from ..data.corpus import build_mixture
+    from ..data.corpus.shards import corpus_shards
+
+    counts: dict[tuple[str, str], int] = {}
+    for d in cfg.data.corpus_dirs:
+        from datasets import Dataset
+
+        for f in corpus_shards(d)[:scan_shards]:
+            part = Dataset.from_file(f).select_columns(["source", "subject_id"])
+            for src, subj in zip(part["source"], part["subject_id"]):
+                counts[(src, subj)] = counts.get((src, subj), 0) + 1
+    if len(counts) < 2:
+        raise ConfigError("the training corpora hold fewer than two subjects: no subject can be held out for the "
+                          "eval loss; give data.eval_dirs")
+    ranked = sorted(counts, key=lambda k: HeldOutSubjects.key_hash(*k))
+    total, picked = 0, []
+    for key in ranked[:-1]:  # at least one subject stays in training
+        picked.append(key)
+        total += counts[key]
+        if total >= cfg.data.eval_size:
+            break
+    held = HeldOutSubjects(HeldOutSubjects.key_hash(*picked[-1]))
+    stream = build_mixture(list(cfg.data.corpus_dirs), shuffle_buffer=0)
+    evals = list(itertools.islice((s for s in stream if held(s)), cfg.data.eval_size))
+    summary = {"subjects": len(picked), "windows_scanned": sum(counts.values()), "eval_windows": len(evals)}
+    return WithoutSubjects(train_data, held), evals, summary
 
 
 def run(cfg: PretrainConfig, resume: bool = False) -> int:

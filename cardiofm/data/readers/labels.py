@@ -28,6 +28,7 @@ DEFAULT_UNITS = {"age": "years", "hr": "bpm", "heart_rate": "bpm", "rr": "breath
                  "weight": "kg", "height": "cm", "bmi": "kg/m2", "lvef": "%", "ef": "%"}
 _UNIT = re.compile(r"^(.*?)\s*[\[(]\s*([^\])]+?)\s*[\])]\s*$")
 MAX_LISTED = 5   # row problems spelled out in one error message
+MOSTLY = 0.8     # share of a column's cells that decides its kind
 
 
 class LabelsError(ValueError):
@@ -120,8 +121,10 @@ def infer_kind(header: list[str], cells: list[list[str]], forced: Kind = "auto")
     values = [[row[j].strip() for row in cells if row[j].strip()] for j in range(len(header))]
     if len(header) == 1 and (any(";" in v for v in values[0]) or header[0].strip().lower() == "labels"):
         return "multilabel"
-    binary = [bool(v) and all(_is01(x) for x in v) for v in values]
-    numeric = [bool(v) and all(_number(x) is not None for x in v) for v in values]
+    # "mostly" (>= 80 % of the filled cells): a typo must surface as a row error, not turn numbers into classes
+    binary = [bool(v) and sum(_is01(x) for x in v) >= MOSTLY * len(v) for v in values]
+    numeric = [bool(v) and sum(_number(x) is not None for x in v) >= MOSTLY * len(v) and
+               len({x for x in v if _number(x) is not None}) > 2 for v in values]
     if all(binary):
         return "multilabel"
     if all(numeric):
@@ -160,7 +163,10 @@ def read_labels(path: str | Path, kind: Kind = "auto", key_column: str = "",
         kind = infer_kind(names_raw, cells, kind)
     except ValueError as err:
         raise LabelsError(path, [(None, str(err))]) from None
-    table = _parse_rows(path, kind, header, body, key_idx, optional, targets)
+    first = [c[0].strip() for c in cells if c[0].strip()]
+    list_mode = kind == "multilabel" and len(targets) == 1 and (
+        names_raw[0].lower() == "labels" or any(";" in v for v in first) or not all(_is01(v) for v in first))
+    table = _parse_rows(path, kind, header, body, key_idx, optional, targets, list_mode)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
     table.source = (f"{Path(path).name} ({kind}, columns {', '.join(names_raw)}; {len(table.rows)} rows; "
                     f"sha256 {digest})")
@@ -193,8 +199,8 @@ def _columns(path: str, header: list[str], key_column: str, target_columns: Sequ
     return key_idx, optional, targets
 
 
-def _parse_rows(path, kind, header, body, key_idx, optional, targets) -> LabelTable:
-    """Check every row; collect all problems before raising."""
+def _parse_rows(path, kind, header, body, key_idx, optional, targets, list_mode: bool) -> LabelTable:
+    """Check every row (list_mode: one ';'-separated labels column); collect all problems before raising."""
     problems: list[tuple[int, str]] = []
     names = [_split_unit(header[j])[0] if kind == "regression" else header[j] for j in targets]
     units = [_split_unit(header[j])[1] for j in targets] if kind == "regression" else []
@@ -202,7 +208,7 @@ def _parse_rows(path, kind, header, body, key_idx, optional, targets) -> LabelTa
     out = []
     for n, r in body:
         try:
-            out.append(_parse_row(n, r, kind, header, key_idx, optional, targets))
+            out.append(_parse_row(n, r, kind, header, key_idx, optional, targets, list_mode))
         except ValueError as err:
             problems.append((n, str(err)))
             continue
@@ -211,7 +217,7 @@ def _parse_rows(path, kind, header, body, key_idx, optional, targets) -> LabelTa
             what = "key" if ident[1:] == (None, None) else "key and segment"
             problems.append((n, f"duplicate {what} {out[-1].segment_id!r} (first on row {seen[ident]})"))
         seen.setdefault(ident, n)
-    if kind == "multilabel" and len(targets) == 1:
+    if list_mode:
         names = sorted({lab for row in out for lab in row.labels})
     elif kind == "multiclass":
         names = sorted({row.labels[0] for row in out})
@@ -224,7 +230,7 @@ def _parse_rows(path, kind, header, body, key_idx, optional, targets) -> LabelTa
 
 
 def _parse_row(n: int, r: list[str], kind: str, header: list[str], key_idx: int, optional: dict,
-               targets: list[int]) -> LabelRow:
+               targets: list[int], list_mode: bool) -> LabelRow:
     """One CSV row -> LabelRow; ValueError with the reason."""
     key = r[key_idx].strip()
     if not key:
@@ -238,7 +244,7 @@ def _parse_row(n: int, r: list[str], kind: str, header: list[str], key_idx: int,
                 raise ValueError(f"non-numeric value {text!r} in column {col!r}" if text
                                  else f"empty value in column {col!r}")
             row.values.append(x)
-    elif kind == "multilabel" and len(cells) == 1:
+    elif list_mode:
         col, text = cells[0]
         row.labels = sorted({lab.strip() for lab in text.split(";") if lab.strip()})
         if not row.labels:
