@@ -91,10 +91,10 @@ def main() -> None:
         tmp = Path(tmp)
         kept, bad = malformed.build(tmp / "records", DATA / "ptbxl" / "records100" / "00000")
         (tmp / "labels.csv").write_text("code\nNORM\n")
+        opts = f"SourceOptions(root={str(tmp / 'records')!r}, label_map={str(tmp / 'labels.csv')!r})"
         code = ("import json; from cardiofm.data.corpus import prepare_corpus; "
                 "from cardiofm.data.corpus.sources import SourceOptions; "
-                f"c = prepare_corpus('wfdb', SourceOptions(root={str(tmp / 'records')!r}, label_map={str(tmp / 'labels.csv')!r}), "
-                f"{str(tmp / 'corpus')!r}, "
+                f"c = prepare_corpus('wfdb', {opts}, {str(tmp / 'corpus')!r}, "
                 "progress=False); print(json.dumps(c['summary']))")
         rc, sec, peak_prepare, err = _child(code, args.cap_gib)
         assert rc == 0, err

@@ -106,8 +106,8 @@ CASES: dict = {
                        r"shorter than one window of measured samples"),
     "long_gap": (lambda b: samples(b, lambda r: r.__setitem__(slice(300, 600), -32768)), r"shorter than one window"),
     "flat": (lambda b: samples(b, lambda r: r.__setitem__(slice(None), 7)), r"flat line on every channel"),
-    "short": (lambda b: (edit_header(b, "12 100 1000", "12 100 500"), open(b.with_suffix(".dat"), "r+b").truncate(12000)),
-              r"shorter than one window"),
+    "short": (lambda b: (edit_header(b, "12 100 1000", "12 100 500"),
+                         open(b.with_suffix(".dat"), "r+b").truncate(12000)), r"shorter than one window"),
     # channel names and text
     "unknown_leads": (lambda b: [edit_header(b, f" {lead}\n", f" X{i}\n") for i, lead in enumerate(
         ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"])], r"no known channel name"),
@@ -115,7 +115,8 @@ CASES: dict = {
     "latin1_report": (lambda b: open(b.with_suffix(".hea"), "ab").write(f"# Report: {REPORT} \xe4\n".encode("latin-1")),
                       r"not valid UTF-8"),
     "empty_report": (lambda b: open(b.with_suffix(".hea"), "a").write("# Report:   \n"), r"empty report"),
-    "bad_label": (lambda b: open(b.with_suffix(".hea"), "a").write("# Labels: NORM,NOT_A_CODE\n"), r"not in the label map"),
+    "bad_label": (lambda b: open(b.with_suffix(".hea"), "a").write("# Labels: NORM,NOT_A_CODE\n"),
+                  r"not in the label map"),
 }
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import malformed
-from cardiofm.data import PreprocessConfig, RecordError, load_corpus, prepare_input
+from cardiofm.data import PreprocessConfig, load_corpus, prepare_input
 from cardiofm.data.corpus import CorpusError, prepare_corpus
 from cardiofm.data.corpus.prepare import _locked, reason_kind
 from cardiofm.data.corpus.sources import SourceOptions, discover_wfdb

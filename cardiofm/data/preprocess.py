@@ -1,7 +1,6 @@
 """The one preprocessing path shared by training, evaluation and inference; its config is saved in checkpoints."""
 from __future__ import annotations
 
-import numbers
 import warnings
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction

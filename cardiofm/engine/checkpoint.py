@@ -82,7 +82,8 @@ def rng_problem(directory: Path, process_index: int) -> str | None:
         states = load(path)
     except Exception as err:  # noqa: BLE001 - torch.load raises many types on damaged files
         return f"{path.name} is unreadable ({type(err).__name__})"
-    missing = {"random_state", "numpy_random_seed", "torch_manual_seed"} - set(states if isinstance(states, dict) else ())
+    keys = set(states) if isinstance(states, dict) else set()
+    missing = {"random_state", "numpy_random_seed", "torch_manual_seed"} - keys
     return f"{path.name} lacks {sorted(missing)}" if missing else None
 
 
