@@ -106,7 +106,7 @@ def qa_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("qa")
     cfg = load_config(QAConfig, "finetune_qa", [
         f"ecgqa={shared_path('ecgqa_ptbxl')}", f"ptbxl={shared_path('ptbxl')}", "max_records=60",
-        "train.max_steps=30", "train.batch_size=8", f"output_dir={out}"])
+        "train.max_steps=30", "train.batch_size=8", "prior_residual_scale=0.1", f"output_dir={out}"])
     return run_qa(cfg), out
 
 

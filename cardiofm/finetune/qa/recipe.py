@@ -35,6 +35,7 @@ class QAConfig:
     split_seed: int = 0                  # patient split (each seed of the benchmark draws its own split)
     max_records: int = 0                 # 0 = every PTB-XL record; N = the first N (tests), with their questions
     feature_prior: bool = True           # numeric features = measured intervals + learned correction
+    prior_residual_scale: float = 0.25   # that correction's reach, in training SDs of each feature
     tokenizer_vocab: int = 300           # question vocabulary (trained on the training questions)
     output_dir: str = "runs/qa"
     eval_batch_size: int = 32
@@ -151,7 +152,7 @@ def run_qa(cfg: QAConfig, resume: bool = False) -> dict:
     mean = [float(values[found[:, k], k].mean()) for k in range(values.shape[1])]
     std = [float(max(values[found[:, k], k].std(), 1.0)) for k in range(values.shape[1])]
     head = qa_config(answers, options, mean, std, ranges, feature_prior=cfg.feature_prior,
-                     prior_residual_scale=0.1)
+                     prior_residual_scale=cfg.prior_residual_scale)
     model = _build_model(cfg, base, head)
     tokenizer = ReportTokenizer().train([it.question for it in split["train"]],
                                         min(cfg.tokenizer_vocab, model.config.text_vocab_size))
