@@ -55,8 +55,7 @@ reconstruction() {
 qa() {
   pretrain
   "$CLI" qa --config finetune_qa --model "$OUT/pretrain/model" --output-dir "$OUT/qa" \
-    ecgqa="$DATA/ecgqa_ptbxl" ptbxl="$DATA/ptbxl"
-  cp "$OUT/qa/results.json" "$OUT/qa/metrics.json"
+    ecgqa="$DATA/ecgqa_ptbxl" ptbxl="$DATA/ptbxl"   # writes $OUT/qa/model and $OUT/qa/metrics.json
 }
 
 ablation() {
