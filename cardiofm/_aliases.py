@@ -37,6 +37,7 @@ MOVED: dict[str, str] = {
     "cardiofm.data.star": "cardiofm.data.augment.star",
     "cardiofm.data.median_beat": "cardiofm.data.beats",
     "cardiofm.data.beat_rate": "cardiofm.data.beats",
+    "cardiofm.engine.trainer_loop": "cardiofm.engine.trainer",
 }
 
 

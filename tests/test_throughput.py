@@ -112,7 +112,7 @@ def test_trainer_states_the_run_data_wait(tmp_path, caplog):
     seed_everything(0)
     cfg = TrainConfig(max_steps=2, batch_size=2, log_every=1, checkpoint_every=0, trackers=["none"],
                       optim=OptimConfig(lr=1e-3, warmup_steps=0))
-    with caplog.at_level(logging.INFO, logger="cardiofm.engine.trainer_loop"):
+    with caplog.at_level(logging.INFO, logger="cardiofm.engine"):
         Trainer(create_model("tiny"), cfg, data, make_collate(None, 32), output_dir=tmp_path).train()
     summary = [r.getMessage() for r in caplog.records if "of the loop" in r.getMessage()]
     assert len(summary) == 1 and "rank 0 data wait" in summary[0]

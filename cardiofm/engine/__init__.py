@@ -1,4 +1,6 @@
-"""Training engine shared by pretraining and finetuning: accelerate/DeepSpeed loop, checkpoints, tracking."""
+"""Training engine shared by pretraining and finetuning: the accelerate/DeepSpeed `Trainer` (one class), verified
+atomic checkpoints, resumable sharded loading, accelerator construction, optimiser/schedule and metrics tracking.
+Task-agnostic: may import cardiofm.config only, never data readers, models or recipes."""
 from .checkpoint import CheckpointManager
 from .config import OptimConfig, TrainConfig
 from .optim import build_optimizer, build_scheduler, lr_factor, param_groups

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import random
+import time
 from typing import Callable, Iterator
 
 import numpy as np
@@ -141,3 +142,39 @@ def build_loader(dataset, batch_size: int, collate_fn: Callable, *, rank: int = 
                                   start_batch)
     loader = DataLoader(EpochIndexedDataset(dataset, transform, fs, seed), batch_sampler=sampler, **common)
     return loader, sampler.batches_per_epoch
+
+
+class PositionedBatches:
+    """Endless (batch, seconds waited) stream over epochs that keeps state['epoch'] / state['batch_in_epoch'] at the
+    next batch (what a checkpoint saves, so a resumed run starts exactly there) and `position` at the current one.
+
+    make_loader(state) -> (loader positioned at the state's epoch and micro-batch, batches per epoch or None)."""
+
+    def __init__(self, make_loader: Callable[[dict], tuple[DataLoader, int | None]], state: dict):
+        self.make_loader, self.state = make_loader, state
+        self.position = (0, 0)  # (epoch, micro-batch index) of the batch being computed, for messages
+
+    def __iter__(self) -> Iterator[tuple[dict, float]]:
+        state = self.state
+        while True:
+            loader, per_epoch = self.make_loader(state)
+            it = iter(loader)
+            if per_epoch is None:  # a stream: replay and drop what this epoch already consumed
+                for _ in range(state["batch_in_epoch"]):
+                    next(it)
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    break
+                waited = time.perf_counter() - t0
+                self.position = (state["epoch"], state["batch_in_epoch"])
+                state["batch_in_epoch"] += 1
+                if per_epoch is not None and state["batch_in_epoch"] == per_epoch:
+                    state["epoch"], state["batch_in_epoch"] = state["epoch"] + 1, 0
+                yield batch, waited
+            if per_epoch is None:
+                if state["batch_in_epoch"] == 0:
+                    raise ValueError("the training stream yielded no complete batch for this process")
+                state["epoch"], state["batch_in_epoch"] = state["epoch"] + 1, 0

@@ -29,6 +29,31 @@ class MetricsLogger:
             # repr of a python float round-trips exactly: resumed runs are compared bit for bit
             f.write(json.dumps({"step": step, **clean}) + "\n")
 
+    def log_step(self, step: int, values: dict, meter: "ThroughputMeter") -> dict:
+        """Losses (averaged over processes), lr, grad norm, throughput and data-wait fraction at `step`; collective."""
+        import torch
+
+        acc = self.accelerator
+        names = sorted(values)
+        stacked = torch.stack([torch.as_tensor(values[k], dtype=torch.float32).to(acc.device) for k in names])
+        if acc.num_processes > 1:
+            stacked = acc.reduce(stacked, reduction="mean")
+        out = dict(zip(names, stacked.tolist()))
+        out.update(meter.report(acc.num_processes))
+        self.log(out, step)
+        return out
+
+    def log_run_summary(self, meter: "ThroughputMeter") -> None:
+        """End of run, every process: how much of its loop time went to waiting for the DataLoader."""
+        acc = self.accelerator
+        run = meter.summary(acc.num_processes)
+        logger.info("rank %d data wait %.1f%% of the loop (%.1f s waiting for data, %.1f s computing), "
+                    "%.1f samples/s over the run", acc.process_index, 100 * run["data_fraction"],
+                    run["data_s"], run["compute_s"], run["samples_per_s"])
+        if run["data_fraction"] > 0.2:
+            logger.warning("the model waited for data %.0f%% of the time: raise train.num_workers or read a "
+                           "prepared corpus (see docs/throughput.md)", 100 * run["data_fraction"])
+
     def log_figures(self, figures: dict, step: int) -> None:
         """Save matplotlib figures as PNG under plots/ and add them to TensorBoard; closes them."""
         if not self.accelerator.is_main_process or not figures:
