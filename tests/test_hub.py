@@ -3,7 +3,6 @@ AutoProcessor) in a fresh interpreter that only imports cardiofm, with bit-ident
 and by Hub id from an offline cache; push_to_hub uploads exactly the saved folder; cards state the real run."""
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
@@ -37,17 +36,12 @@ def _tokenizer() -> ReportTokenizer:
 
 
 def _qa_model(tokenizer):
-    """A tiny QA model for ECG-QA template 26 (works with the attribute-head and the older answer-head qa_config)."""
+    """A tiny QA model for ECG-QA template 26 (interval statistics in ms are placeholders: nothing is trained)."""
+    from cardiofm.data.attributes import NUMERIC_FEATURES
     from cardiofm.models import CardioFMForQuestionAnswering, preset_config, qa_config
-    from cardiofm.models.tasks import qa as qa_module
 
-    options = {26: ["no", "yes"]}
-    if "numeric_mean" in inspect.signature(qa_config).parameters:
-        names = qa_module.NUMERIC_FEATURES
-        head = qa_config(["no", "yes"], options, [100.0] * len(names), [20.0] * len(names),
-                         {n: (50.0, 150.0) for n in names})
-    else:
-        head = qa_config(["no", "yes"], options, [26])
+    head = qa_config(["no", "yes"], {26: ["no", "yes"]}, [100.0] * len(NUMERIC_FEATURES),
+                     [20.0] * len(NUMERIC_FEATURES), {n: (50.0, 150.0) for n in NUMERIC_FEATURES})
     model = CardioFMForQuestionAnswering(preset_config("tiny", num_segments=2, **head)).eval()
     model.report_tokenizer = tokenizer
     return model
