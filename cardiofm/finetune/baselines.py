@@ -169,14 +169,20 @@ def beat_sqi(x: np.ndarray, peaks: np.ndarray, fs: float, span_s: tuple[float, f
 
 
 def _source_rate(peaks: np.ndarray, fs: float) -> float:
-    """Rate (bpm) of a source from the mean of its beat intervals within 30 % of the median interval (a missed or
-    extra beat does not move it; a monitor averages intervals, so the mean, not the median); NaN with fewer than 3
-    beats or outside HR_RANGE_BPM."""
+    """Rate (bpm) of a source: beats counted over the span of its detections, with a detection closer than 0.6
+    median intervals to the previous one dropped (a spurious peak; an ectopic beat's compensatory pause keeps it)
+    and an interval of k median intervals counted as k beats (missed detections); NaN with fewer than 3 beats or
+    outside HR_RANGE_BPM. Counting keeps the ectopic short/long pairs that a median or trimmed mean would bias."""
     if len(peaks) < 3:
         return float("nan")
-    intervals = np.diff(peaks) / fs
-    kept = intervals[np.abs(intervals / np.median(intervals) - 1.0) <= 0.3]
-    hr = 60.0 / float(kept.mean())
+    median = float(np.median(np.diff(peaks)))
+    kept = [peaks[0]]
+    for p in peaks[1:]:
+        if p - kept[-1] >= 0.6 * median:
+            kept.append(p)
+    intervals = np.diff(kept)
+    beats = float(np.sum(np.maximum(1, np.round(intervals / median))))
+    hr = 60.0 * beats / ((kept[-1] - kept[0]) / fs) if beats else float("nan")
     return hr if HR_RANGE_BPM[0] <= hr <= HR_RANGE_BPM[1] else float("nan")
 
 
