@@ -60,7 +60,9 @@ qa() {
 
 ablation() {
   pretrain
-  "$PY" benchmarks/bench_ablation.py --out "$OUT" --task all --seeds 3
+  "$PY" benchmarks/bench_ablation.py --out "$OUT" --task diagnosis --seeds 3 --diagnosis-steps 150 \
+    --arms random_probe,random_full,pretrained_probe,pretrained_full
+  "$PY" benchmarks/bench_ablation.py --out "$OUT" --task reconstruction --seeds 3 --recon-steps 200 --recon-warmup 300
 }
 
 augment() {
