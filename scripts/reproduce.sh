@@ -103,6 +103,8 @@ if (( FULL )); then full; else
     *) echo "unknown task $TASK (pretrain|diagnosis|vitals|reconstruction|qa|ablation|augment)"; exit 2 ;;
   esac
 fi
-if [[ -d "$OUT/$TASK" ]]; then
+if [[ -d "$OUT/$TASK/model" ]]; then
   echo "$TASK: model in $OUT/$TASK/model, metrics in $OUT/$TASK/metrics.json"
+else
+  echo "$TASK: results under $OUT/$TASK (and $OUT/ablation for the ablation tables)"
 fi
