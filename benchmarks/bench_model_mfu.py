@@ -22,8 +22,10 @@ from cardiofm.data.channels import CHANNEL_VOCAB
 from cardiofm.models import create_model
 
 
-def matmul_ceiling(device: str, dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
-    """Best sustained FLOP/s of an n x n matmul (2 n^3 FLOPs) on the device."""
+def matmul_ceiling(device: str, dtype: torch.dtype, n: int = 0, repeats: int = 10) -> float:
+    """Best sustained FLOP/s of an n x n matmul (2 n^3 FLOPs) on the device (n 0: 2048 on CPU, 8192 on CUDA, where
+    a smaller one would measure kernel-launch latency)."""
+    n = n or (8192 if device == "cuda" else 2048)
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     best = float("inf")
     for _ in range(3):
