@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ..models.inference import evaluating
 from .metrics import (add_classification_cis, add_regression_cis, classification_report, format_table,
                       regression_report)
 
@@ -31,14 +32,9 @@ def batch_outputs(model, batch: dict) -> torch.Tensor:
 
 def predict_windows(model, windows: list[dict], collate_fn: Callable, batch_size: int = 128) -> np.ndarray:
     """(N, K) model outputs per window: probabilities (diagnosis), values in physical units (vitals/regression)."""
-    was_training = model.training
-    model.eval()
-    outs = []
-    try:
-        for i in range(0, len(windows), batch_size):
-            outs.append(batch_outputs(model, collate_fn(windows[i:i + batch_size])))
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        outs = [batch_outputs(model, collate_fn(windows[i:i + batch_size]))
+                for i in range(0, len(windows), batch_size)]
     result = torch.cat(outs).numpy() if outs else np.zeros((0, 0), np.float32)
     if not np.isfinite(result).all():
         raise ValueError("model produced NaN/inf predictions")

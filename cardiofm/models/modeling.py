@@ -14,6 +14,7 @@ from ..data.beats import BEAT_KEYS, median_beat_batch
 from .configuration import CardioFMConfig
 from .encoder import TransformerEncoder, gather_tokens, joint_attention_mask
 from .hub.loading import CheckpointMismatchError, HubMixin
+from .inference import evaluating
 from .layers import SIGNAL_MODALITY, TEXT_MODALITY, ChannelPatchEmbed, SignalEmbedding, TextEmbedding, rotary_for
 
 
@@ -126,25 +127,20 @@ class CardioFMPreTrainedModel(HubMixin, PreTrainedModel):
         check_loading_info(model, info, str(pretrained_model_name_or_path))
         return model
 
-    def embed(self, signal, fs: float, channels, batch_size: int = 64) -> torch.Tensor:
+    def embed(self, signal, fs: float, channels, batch_size: int = 64, **input_options) -> torch.Tensor:
         """Raw (channels, samples) array at `fs` Hz -> (W, H) pooled encoder features, one row per window, through
-        this checkpoint's processor."""
-        return self.embed_batch(self.processor.feature_extractor(signal, fs, channels), batch_size)
+        this checkpoint's processor (input_options: units, quality, pad of the input contract)."""
+        return self.embed_batch(self.processor.feature_extractor(signal, fs, channels, **input_options), batch_size)
 
-    @torch.no_grad()
     def embed_batch(self, batch, batch_size: int = 64) -> torch.Tensor:
         """Processor output (signals (W, C, T), channel_ids, channel_mask) -> (W, H) pooled encoder features, in
         eval mode (the training flag is restored)."""
         device = next(self.parameters()).device
         encoder = self.base_model
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             outs = [encoder(**{k: batch[k][i:i + batch_size].to(device)
                                for k in ("signals", "channel_ids", "channel_mask")}).pooled_output
                     for i in range(0, len(batch["signals"]), batch_size)]
-        finally:
-            self.train(was_training)
         return torch.cat(outs)
 
 

@@ -84,24 +84,26 @@ class CardioFMFeatureExtractor(FeatureExtractionMixin):
         """Rate the model expects, Hz."""
         return float(self.preprocess["fs"])
 
-    def windows(self, signal: np.ndarray, fs: float, channels: Sequence[str]) -> dict:
+    def windows(self, signal: np.ndarray, fs: float, channels: Sequence[str] | str, **input_options) -> dict:
         """prepare_input on one recording: signal (W, C, T) at the model rate, channel_mask (W, C), start_s (W,),
-        channels (the layout); raises RecordError naming an unknown channel."""
-        return prepare_input(np.asarray(signal), float(fs), list(channels), self.preprocess_config)
+        valid_fraction (W,), channels (the layout); raises RecordError naming an unknown channel. The arguments go
+        to the input contract unchanged (a 'I,II' string, fs checks); input_options: units, quality, pad."""
+        return prepare_input(signal, fs, channels, self.preprocess_config, **input_options)
 
     def layout_ids(self) -> list[int]:
         """Channel-vocabulary ids of the preprocessing layout, in layout order."""
         return channel_ids(list(self.preprocess["channels"]), tuple(self.channel_vocab))
 
-    def __call__(self, signal: np.ndarray, fs: float, channels: Sequence[str],
-                 return_tensors: str | None = "pt") -> BatchFeature:
+    def __call__(self, signal: np.ndarray, fs: float, channels: Sequence[str] | str,
+                 return_tensors: str | None = "pt", **input_options) -> BatchFeature:
         """One recording -> BatchFeature of its windows: signals (W, C, T), channel_ids (W, C), channel_mask (W, C),
-        start_s (W,) seconds."""
-        prepared = self.windows(signal, fs, channels)
+        start_s (W,) seconds, valid_fraction (W,) (< 1 for windows of zero-padded input; see prepare_input)."""
+        prepared = self.windows(signal, fs, channels, **input_options)
         n = len(prepared["signal"])
         ids = np.tile(np.asarray(self.layout_ids(), dtype=np.int64), (n, 1))
         data = {"signals": prepared["signal"], "channel_ids": ids, "channel_mask": prepared["channel_mask"],
-                "start_s": np.asarray(prepared["start_s"], dtype=np.float32)}
+                "start_s": np.asarray(prepared["start_s"], dtype=np.float32),
+                "valid_fraction": np.asarray(prepared["valid_fraction"], dtype=np.float32)}
         return BatchFeature(data, tensor_type=return_tensors)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ...data.channels import LIMB_LEADS, TWELVE_LEADS
+from ...models.inference import evaluating
 from .baseline import fit_predict_baseline, limb_identity_residuals
 from .evaluation import diagnostic_check, heart_rate_consistency, lead_table, plot_reconstruction, signal_metrics
 
@@ -25,7 +26,6 @@ def stack_windows(windows: list[dict]) -> tuple[np.ndarray, np.ndarray, list[str
             list(windows[0]["channels"]))
 
 
-@torch.no_grad()
 def model_reconstruct(model, x: np.ndarray, names: list[str], inputs: list[str], batch_size: int = 64) -> np.ndarray:
     """Model output (N, 12, T) from the named input channels of preprocessed windows x (N, C, T)."""
     from ...data.channels import channel_ids
@@ -35,17 +35,13 @@ def model_reconstruct(model, x: np.ndarray, names: list[str], inputs: list[str],
     mask = torch.tensor([n in inputs for n in names])
     tid = torch.tensor(channel_ids(list(TWELVE_LEADS), vocab))
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     outs = []
-    try:
+    with evaluating(model):
         for i in range(0, len(x), batch_size):
             xb = torch.from_numpy(x[i:i + batch_size]).to(device) * mask[None, :, None].to(device)
             b = len(xb)
             outs.append(model(xb, ids[None].expand(b, -1).to(device), mask[None].expand(b, -1).to(device),
                               target_ids=tid[None].expand(b, -1).to(device)).reconstruction.float().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(outs).numpy()
 
 

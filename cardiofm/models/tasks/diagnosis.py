@@ -65,17 +65,19 @@ class CardioFMForDiagnosis(TaskModelMixin, CardioFMPreTrainedModel):
             loss = multilabel_loss(logits, labels, self.config.diagnosis_loss, pos_weight)
         return DiagnosisOutput(loss=loss, logits=logits, pooled_output=pooled)
 
-    def predict_proba(self, signal: np.ndarray, fs: float, channels: Sequence[str]) -> dict[str, float]:
+    def predict_proba(self, signal: np.ndarray, fs: float, channels: Sequence[str] | str,
+                      **input_options) -> dict[str, float]:
         """Raw (channels, samples) array in physical units (ECG mV) at `fs` Hz -> {label: probability}.
 
         The checkpoint's own preprocessing (resampling, filtering, windowing) is applied; probabilities are averaged
-        over the recording's windows.
+        over the recording's windows. input_options: units, quality, pad of the input contract (prepare_input).
         """
-        probs = torch.sigmoid(self.window_outputs(signal, fs, channels)).mean(0).cpu().numpy()
+        probs = torch.sigmoid(self.window_outputs(signal, fs, channels, **input_options)).mean(0).cpu().numpy()
         return {name: float(p) for name, p in zip(self.label_names, probs)}
 
-    def predict_labels(self, signal: np.ndarray, fs: float, channels: Sequence[str]) -> list[str]:
+    def predict_labels(self, signal: np.ndarray, fs: float, channels: Sequence[str] | str,
+                       **input_options) -> list[str]:
         """Labels whose probability reaches the stored decision threshold (0.5 when none was tuned)."""
-        probs = self.predict_proba(signal, fs, channels)
+        probs = self.predict_proba(signal, fs, channels, **input_options)
         th = self.config.decision_thresholds or [0.5] * len(probs)
         return [name for (name, p), t in zip(probs.items(), th) if p >= t]

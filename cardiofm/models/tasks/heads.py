@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..inference import evaluating
+
 
 
 class PooledHead(nn.Module):
@@ -159,25 +161,22 @@ class TaskModelMixin:
         value = getattr(self.config, name)
         return None if value is None else torch.tensor(value, dtype=dtype, device=device)
 
-    def windows_batch(self, signal: np.ndarray, fs: float, channels: Sequence[str]) -> dict[str, torch.Tensor]:
-        """The checkpoint's processor on one recording -> batch of its windows on the model's device."""
-        batch = self.processor.feature_extractor(signal, fs, channels)
+    def windows_batch(self, signal: np.ndarray, fs: float, channels: Sequence[str] | str,
+                      **input_options) -> dict[str, torch.Tensor]:
+        """The checkpoint's processor on one recording -> batch of its windows on the model's device
+        (input_options: units, quality, pad of the input contract, see prepare_input)."""
+        batch = self.processor.feature_extractor(signal, fs, channels, **input_options)
         device = next(self.parameters()).device
         return {k: batch[k].to(device) for k in ("signals", "channel_ids", "channel_mask")}
 
-    @torch.no_grad()
-    def window_outputs(self, signal: np.ndarray, fs: float, channels: Sequence[str], batch_size: int = 64,
-                       field: str = "logits") -> torch.Tensor:
+    def window_outputs(self, signal: np.ndarray, fs: float, channels: Sequence[str] | str, batch_size: int = 64,
+                       field: str = "logits", **input_options) -> torch.Tensor:
         """Output `field` (W, K) of every window of one recording (head logits by default), in eval mode (the
-        training flag is restored)."""
-        batch = self.windows_batch(signal, fs, channels)
-        was_training = self.training
-        self.eval()
-        try:
+        training flag is restored); input_options as in windows_batch."""
+        batch = self.windows_batch(signal, fs, channels, **input_options)
+        with evaluating(self):
             outs = [getattr(self.forward(**{k: v[i:i + batch_size] for k, v in batch.items()}), field)
                     for i in range(0, len(batch["signals"]), batch_size)]
-        finally:
-            self.train(was_training)
         out = torch.cat(outs).float()
         if not bool(torch.isfinite(out).all()):
             raise ValueError("model produced NaN/inf outputs for this input")

@@ -19,6 +19,7 @@ from ...data.channels import LIMB_LEADS, TWELVE_LEADS, channel_ids
 from ...data.preprocess import resample
 from ..configuration import CardioFMConfig
 from ..decoder import CardioFMDecoder
+from ..inference import evaluating
 from ..modeling import CardioFMModel, CardioFMPreTrainedModel
 from .heads import TaskModelMixin
 
@@ -173,25 +174,25 @@ class CardioFMForReconstruction(TaskModelMixin, CardioFMPreTrainedModel):
         out = self.decoder(ctx.hidden, ctx.valid, queries, times.reshape(b, ct * p), context_times_s=ctx.times)
         return out.reshape(b, ct, p * size)[..., :t]
 
-    @torch.no_grad()
-    def reconstruct(self, signal: np.ndarray, fs: float, channels: Sequence[str],
-                    targets: Sequence[str] | None = None, batch_size: int = 32) -> np.ndarray:
+    def reconstruct(self, signal: np.ndarray, fs: float, channels: Sequence[str] | str,
+                    targets: Sequence[str] | None = None, batch_size: int = 32, **input_options) -> np.ndarray:
         """Raw (channels, samples) array (ECG in mV) at `fs` Hz -> (len(targets), samples) at `fs` Hz.
 
         Runs the checkpoint's preprocessing (resampling, 0.5-40 Hz ECG band-pass, windowing); recordings longer than
         one window are covered by consecutive windows plus one window aligned to the end. ECG outputs are mV when
-        the checkpoint keeps ECG in mV (ecg_norm "none"); PPG outputs are z-scores.
+        the checkpoint keeps ECG in mV (ecg_norm "none"); PPG outputs are z-scores. input_options: units, quality,
+        pad of the input contract (prepare_input), which also checks the array before anything else runs.
         """
         features = self.processor.feature_extractor
         cfg = features.preprocess_config
         targets = list(targets or self.target_names)
-        signal = np.asarray(signal, dtype=np.float32)
+        parts = [features.windows(signal, fs, channels, **input_options)]  # validates signal, fs and channels
+        signal = np.asarray(signal)
         signal = signal[None] if signal.ndim == 1 else signal
         n = signal.shape[1]
         win_in = int(np.ceil(cfg.window_s * fs))
-        parts = [features.windows(signal, fs, channels)]
         if n > win_in:  # the tail after the last full window gets its own window, aligned to the end
-            parts.append(features.windows(signal[:, n - win_in:], fs, channels))
+            parts.append(features.windows(signal[:, n - win_in:], fs, channels, **input_options))
             parts[-1]["start_s"] = parts[-1]["start_s"] + (n - win_in) / fs
         windows = np.concatenate([p["signal"] for p in parts])
         masks = np.concatenate([p["channel_mask"] for p in parts])
@@ -199,18 +200,14 @@ class CardioFMForReconstruction(TaskModelMixin, CardioFMPreTrainedModel):
         ids = torch.tensor(self._ids(parts[0]["channels"]))
         tid = torch.tensor(self._ids(targets))
         device = next(self.parameters()).device
-        was_training = self.training
-        self.eval()
-        try:
-            outs = []
+        outs = []
+        with evaluating(self):
             for i in range(0, len(windows), batch_size):
                 x = torch.from_numpy(windows[i:i + batch_size]).to(device)
                 m = torch.from_numpy(masks[i:i + batch_size]).to(device)
                 bb = x.shape[0]
                 outs.append(self(x, ids[None].expand(bb, -1).to(device), m,
                                  target_ids=tid[None].expand(bb, -1).to(device)).reconstruction.float().cpu())
-        finally:
-            self.train(was_training)
         rec = torch.cat(outs).numpy()
         return self._stitch(rec, starts, cfg.fs, fs, n)
 

@@ -89,9 +89,11 @@ class CardioFMForTarget(TaskModelMixin, CardioFMPreTrainedModel):
                 loss = masked_regression_loss(z, norm, mask)
         return TargetOutput(loss=loss, logits=z, predictions=pred, pooled_output=pooled)
 
-    def predict(self, signal: np.ndarray, fs: float, channels: Sequence[str]) -> dict[str, float]:
-        """Raw (channels, samples) at `fs` Hz -> {class: probability} or {target: value}, averaged over windows."""
-        z = self.window_outputs(signal, fs, channels)
+    def predict(self, signal: np.ndarray, fs: float, channels: Sequence[str] | str,
+                **input_options) -> dict[str, float]:
+        """Raw (channels, samples) at `fs` Hz -> {class: probability} or {target: value}, averaged over windows
+        (input_options: units, quality, pad of the input contract)."""
+        z = self.window_outputs(signal, fs, channels, **input_options)
         if self.is_classifier:
             values = torch.softmax(z, -1).mean(0)
         else:

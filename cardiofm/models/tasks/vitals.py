@@ -127,8 +127,10 @@ class CardioFMForVitals(TaskModelMixin, CardioFMPreTrainedModel):
             loss = masked_regression_loss(z, (target - base) / scale, mask)
         return VitalsOutput(loss=loss, logits=z, predictions=pred, pooled_output=encoded.pooled_output)
 
-    def predict(self, signal: np.ndarray, fs: float, channels: Sequence[str]) -> dict[str, float]:
-        """Raw (channels, samples) array at `fs` Hz -> {vital: value in physical units}, mean over windows."""
+    def predict(self, signal: np.ndarray, fs: float, channels: Sequence[str] | str,
+                **input_options) -> dict[str, float]:
+        """Raw (channels, samples) array at `fs` Hz -> {vital: value in physical units}, mean over windows
+        (input_options: units, quality, pad of the input contract)."""
         # predictions, not logits: with the rate prior each window has its own base, so z does not average linearly
-        values = self.window_outputs(signal, fs, channels, field="predictions").mean(0)
+        values = self.window_outputs(signal, fs, channels, field="predictions", **input_options).mean(0)
         return {name: float(v) for name, v in zip(self.config.vital_names, values.cpu().numpy())}
