@@ -89,3 +89,16 @@ def test_finetune_config_takes_an_augmentation_section():
     assert cfg.augment.enabled == ["star", "gaussian_noise"] and cfg.augment.star.p == 0.5
     with pytest.raises(ConfigError, match="augment.enabled"):
         load_config(FinetuneConfig, None, ["augment.enabled=[warp_drive]"])
+
+
+def test_task_forward_accepts_collated_keys_and_refuses_a_misspelt_argument():
+    from cardiofm.models import CardioFMForDiagnosis, label_config, preset_config
+
+    torch.manual_seed(0)
+    model = CardioFMForDiagnosis(preset_config("tiny", **label_config(["NORM", "MI"])))
+    x = {"signals": torch.randn(2, 13, 1000) * 0.3, "channel_ids": torch.arange(13).expand(2, 13)}
+    out = model(**x, labels=torch.tensor([[1.0, 0.0], [0.0, 1.0]]), vitals=torch.zeros(2, 5),
+                vitals_mask=torch.zeros(2, 5, dtype=torch.bool))  # a collated PTB-XL batch carries vitals too
+    assert torch.isfinite(out.loss)
+    with pytest.raises(TypeError, match="lables"):
+        model(**x, lables=torch.tensor([[1.0, 0.0], [0.0, 1.0]]))

@@ -144,8 +144,20 @@ class CardioFMPreTrainedModel(HubMixin, PreTrainedModel):
         return torch.cat(outs)
 
 
-def batch_beats(batch: dict) -> dict | None:
-    """The precomputed median beats carried by a batch (median_beat_batch keys), or None."""
+# Keys a collated batch may carry beside a forward's own arguments (median beats, per-window beat information,
+# targets of other tasks, text, window bookkeeping): `model(**batch)` accepts them; any other name is a caller's typo.
+COLLATED_KEYS = frozenset({*BEAT_KEYS, "rate_features", "rpeaks", "vitals", "vitals_mask", "labels", "targets",
+                           "targets_mask", "input_ids", "text_mask", "time_offsets", "segment_ids", "start_s",
+                           "valid_fraction"})
+
+
+def batch_beats(batch: dict, owner: str | None = None) -> dict | None:
+    """The precomputed median beats carried by a batch (median_beat_batch keys), or None. With `owner` (the
+    forward's name) the batch's other keys are checked: a key no collate function makes raises TypeError."""
+    if owner is not None:
+        unknown = sorted(set(batch) - COLLATED_KEYS)
+        if unknown:
+            raise TypeError(f"{owner}() got unexpected keyword argument(s) {unknown}")
     return {k: batch[k] for k in BEAT_KEYS} if all(k in batch for k in BEAT_KEYS) else None
 
 
@@ -292,14 +304,16 @@ class CardioFMModel(CardioFMPreTrainedModel):
     def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor | None = None,
                 time_offsets: torch.Tensor | None = None, input_ids: torch.Tensor | None = None,
                 text_mask: torch.Tensor | None = None, segment_ids: torch.Tensor | None = None,
-                beats: dict | None = None, **unused) -> CardioFMModelOutput:
+                beats: dict | None = None, **batch_extras) -> CardioFMModelOutput:
         """signals (B, C, T) at config.sampling_rate Hz, channel_ids (B, C) CHANNEL_VOCAB ids, channel_mask (B, C),
         time_offsets (B, C) seconds, input_ids/text_mask (B, L), segment_ids (B, C) -> CardioFMModelOutput.
 
         beats: precomputed median beats (else the batch's beat_signals/beat_ok/beat_start_s, else computed here).
-        Other batch keys (vitals, labels, ...) are accepted and ignored so `model(**batch)` works.
+        Other collated keys (COLLATED_KEYS: vitals, labels, ...) are accepted and ignored so `model(**batch)` works;
+        any other keyword is a TypeError.
         """
-        beats = beats if beats is not None else batch_beats(unused)
+        extra_beats = batch_beats(batch_extras, "CardioFMModel.forward")
+        beats = beats if beats is not None else extra_beats
         ctx, order, present, patches = self.encode_present(signals, channel_ids, channel_mask, time_offsets,
                                                            input_ids, text_mask, segment_ids, beats)
         b, c, pt, _ = patches.shape

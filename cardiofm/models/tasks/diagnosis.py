@@ -53,10 +53,10 @@ class CardioFMForDiagnosis(TaskModelMixin, CardioFMPreTrainedModel):
 
     def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor | None = None,
                 time_offsets: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                **unused) -> DiagnosisOutput:
+                **batch_extras) -> DiagnosisOutput:
         """signals (B, C, T), channel_ids/channel_mask/time_offsets (B, C) as in CardioFMModel; labels (B, K) 0/1."""
         encoded = self.cardiofm(signals, channel_ids, channel_mask, time_offsets,
-                                beats=batch_beats(unused))
+                                beats=batch_beats(batch_extras, "CardioFMForDiagnosis.forward"))
         pooled = encoded.pooled_output
         logits = apply_head(self.head, encoded, channel_mask)
         loss = None

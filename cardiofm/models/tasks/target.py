@@ -68,10 +68,10 @@ class CardioFMForTarget(TaskModelMixin, CardioFMPreTrainedModel):
 
     def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor | None = None,
                 time_offsets: torch.Tensor | None = None, targets: torch.Tensor | None = None,
-                targets_mask: torch.Tensor | None = None, **unused) -> TargetOutput:
+                targets_mask: torch.Tensor | None = None, **batch_extras) -> TargetOutput:
         """Inputs as in CardioFMModel.forward; targets (B,) long class ids or (B, K) float values in their units."""
         encoded = self.cardiofm(signals, channel_ids, channel_mask, time_offsets,
-                                beats=batch_beats(unused))
+                                beats=batch_beats(batch_extras, "CardioFMForTarget.forward"))
         pooled = encoded.pooled_output
         z = apply_head(self.head, encoded, channel_mask)
         loss = None
