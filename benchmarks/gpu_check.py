@@ -55,14 +55,16 @@ def steps_section(preset: str, compile_model: bool) -> dict:
     return result
 
 
-def train_section(preset: str, zero2: bool, timeout: float) -> dict:
-    """`cardiofm pretrain` for 40 steps on synthetic data (bf16): samples/s and data wait after the first log."""
+def train_section(preset: str, zero2: bool, timeout: float, steps: int = 40, batch: int | None = None,
+                  workers: int = 4, windows: int = 2048, precision: str = "bf16") -> dict:
+    """`cardiofm pretrain` for `steps` steps on synthetic data: samples/s and data wait after the first log."""
     with tempfile.TemporaryDirectory() as tmp:
-        batch = {"small": 128, "base": 64}.get(preset, 32)
+        batch = batch or {"small": 128, "base": 64}.get(preset, 32)
         cmd = [sys.executable, "-m", "cardiofm", "pretrain", "--output-dir", tmp, f"model.name={preset}",
-               "train.max_steps=40", f"train.batch_size={batch}", "train.log_every=10", "train.checkpoint_every=0",
-               "train.eval_every=0", "train.plot_every=0", "train.trackers=[none]", "train.num_workers=4",
-               "data.synthetic_size=2048", "data.eval_size=8", "train.mixed_precision=bf16"]
+               f"train.max_steps={steps}", f"train.batch_size={batch}", "train.log_every=10",
+               "train.checkpoint_every=0", "train.eval_every=0", "train.plot_every=0", "train.trackers=[none]",
+               f"train.num_workers={workers}", f"data.synthetic_size={windows}", "data.eval_size=8",
+               f"train.mixed_precision={precision}"]
         env = dict(os.environ)
         if zero2:
             cmd.append(f"train.deepspeed={ROOT / 'scripts' / 'deepspeed' / 'zero2.json'}")
