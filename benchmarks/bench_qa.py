@@ -54,6 +54,11 @@ def main() -> None:
         print(f"noise head {kind:<22} lead AUROC " + ", ".join(
             f"{r['lead_auroc']:.3f} [{r['lead_auroc_ci95'][0]:.3f}, {r['lead_auroc_ci95'][1]:.3f}]" for r in rows))
     print("normal ranges (ms) per seed:", [r["normal_ranges_ms"] for r in runs])
+    for r in runs:   # chosen on training data only: feature rules by CV, thresholds on the calibration patients
+        print("feature rules:", {f: (v["rule"], round(v.get("cv_measured_agreement", float("nan")), 2),
+                                     round(v.get("cv_prior_agreement", float("nan")), 2))
+                                 for f, v in r["feature_rules"].items()})
+        print("noise thresholds:", {k: (v["n"], round(v["threshold"], 3)) for k, v in r["noise_thresholds"].items()})
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "summary.json").write_text(json.dumps({"summary": summary, "runs": runs}, indent=1,
                                                             default=float))

@@ -70,31 +70,40 @@ def _model_outputs(model, samples: list[dict], collate, batch_size: int) -> list
     return rows
 
 
-def evaluate_questions(model, split: dict, records: dict, ranges: dict, collate, vocab, batch_size: int) -> dict:
-    """Test questions answered from the model's attributes (each ECG read with the question), from the oracle
-    attributes and by the majority answer; parser and template-head accuracy."""
+def question_evidence(model, items, records: dict, collate, vocab, batch_size: int) -> list[list[dict]]:
+    """Per question, the model's evidence dict for each of its ECGs (each ECG read with the question)."""
     from .recipe import attribute_sample
 
-    items = split["test"]
-    majority = majority_answers(split["train"])
     tids = list(model.config.qa_template_ids)
     pairs = [(it, e) for it in items for e in it.ecg_ids]
     outputs = _model_outputs(model, [attribute_sample(records[e], it, tids, vocab) for it, e in pairs],
                              collate, batch_size)
-    k = 0
+    grouped, k = [], 0
+    for it in items:
+        grouped.append(outputs[k:k + it.n_ecgs])
+        k += it.n_ecgs
+    return grouped
+
+
+def evaluate_questions(model, split: dict, records: dict, collate, vocab, batch_size: int) -> dict:
+    """Test questions answered from the model's attributes (each ECG read with the question) under the model's
+    decision rules, from the oracle attributes and by the majority answer; parser and template-head accuracy."""
+    items = split["test"]
+    ranges, thresholds, rules = model.decision_rules()
+    majority = majority_answers(split["train"])
+    grouped = question_evidence(model, items, records, collate, vocab, batch_size)
     cols = {"model": [], "oracle": [], "majority": []}
     parser_ok, head_ok = [], []
-    for it in items:
+    for it, evidence in zip(items, grouped):
         intent = parse_question(it.question)
         options = model.template_options(intent.template_id)
-        evidence = [outputs[k + j] for j in range(it.n_ecgs)]
         head_ok.append(evidence[0]["template"] == it.template_id)
-        k += it.n_ecgs
         oracle = [oracle_evidence(records[e].noise_lead, records[e].noise_record, records[e].numeric_ms,
                                   records[e].numeric_found) for e in it.ecg_ids]
         truth = set(it.answer)
-        cols["model"].append(set(compose(intent, evidence, ranges, options)[0]) == truth)
-        cols["oracle"].append(set(compose(intent, oracle, ranges, options)[0]) == truth)
+        # the oracle's noise evidence is 0/1 (default threshold); both use the training-chosen feature rules
+        cols["model"].append(set(compose(intent, evidence, ranges, options, thresholds, rules)[0]) == truth)
+        cols["oracle"].append(set(compose(intent, oracle, ranges, options, None, rules)[0]) == truth)
         cols["majority"].append(set(majority.get(it.template_id, [])) == truth)
         parser_ok.append(intent.template_id == it.template_id)
     report = exact_match_report(items, cols)

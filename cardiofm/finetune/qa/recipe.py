@@ -17,7 +17,8 @@ from ...data.channels import channel_ids
 from ...data.readers.ecgqa import QAItem, check_answers, read_answer_vocab, read_questions, read_template_options
 from ...engine.config import TrainConfig
 from .attributes import ECGAttributes, fit_normal_ranges, patient_split, record_attributes, split_questions
-from .evaluation import attribute_report, evaluate_questions
+from .calibration import choose_feature_rules, choose_noise_thresholds
+from .evaluation import attribute_report, evaluate_questions, question_evidence
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class QAConfig:
     variants: list[str] = field(default_factory=lambda: ["template", "paraphrased"])
     test_fraction: float = 0.5           # share of ECGs (whole patients) held out; both ECGs of a test question
     split_seed: int = 0                  # patient split (each seed of the benchmark draws its own split)
+    calibration_fraction: float = 0.25   # of the training ECGs (whole patients): not trained on, used to choose the
+                                         # noise thresholds (0 = keep 0.5); the test split is never used for it
     max_records: int = 0                 # 0 = every PTB-XL record; N = the first N (tests), with their questions
     feature_prior: bool = True           # numeric features = measured intervals + learned correction
     prior_residual_scale: float = 0.25   # that correction's reach, in training SDs of each feature
@@ -46,6 +49,8 @@ class QAConfig:
         """Raise ConfigError on unusable settings."""
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"test_fraction must lie in (0, 1), got {self.test_fraction}")
+        if not 0 <= self.calibration_fraction < 1:
+            raise ConfigError(f"calibration_fraction must lie in [0, 1), got {self.calibration_fraction}")
         if not self.variants:
             raise ConfigError("variants is empty: use template and/or paraphrased")
 
@@ -117,6 +122,14 @@ def load_qa_data(cfg: QAConfig, pre):
     return items, answers, options, records, train, test
 
 
+def _calibration_split(records: dict, train_ids: set, cfg: QAConfig) -> tuple[set, set]:
+    """(ECGs the heads train on, calibration ECGs): whole training patients set aside for the noise thresholds."""
+    if cfg.calibration_fraction == 0:
+        return set(train_ids), set()
+    fit, calib = patient_split({i: records[i] for i in train_ids}, cfg.calibration_fraction, cfg.split_seed + 1)
+    return fit, calib
+
+
 def _build_model(cfg: QAConfig, base, head: dict):
     from ...models import list_presets, preset_config
     from ...models.tasks.qa import CardioFMForQuestionAnswering
@@ -146,13 +159,15 @@ def run_qa(cfg: QAConfig, resume: bool = False) -> dict:
     if not split["train"] or not split["test"]:
         raise ConfigError(f"split left {len(split['train'])} train / {len(split['test'])} test questions")
     ranges, agreement = fit_normal_ranges(split["train"], records)
-    train_recs = [records[i] for i in sorted(train_ids)]
+    rules, rule_report = choose_feature_rules(split["train"], records, cfg.split_seed)
+    fit_ids, calib_ids = _calibration_split(records, train_ids, cfg)
+    train_recs = [records[i] for i in sorted(fit_ids)]
     found = np.stack([r.numeric_found for r in train_recs])
     values = np.stack([r.numeric_ms for r in train_recs])
     mean = [float(values[found[:, k], k].mean()) for k in range(values.shape[1])]
     std = [float(max(values[found[:, k], k].std(), 1.0)) for k in range(values.shape[1])]
     head = qa_config(answers, options, mean, std, ranges, feature_prior=cfg.feature_prior,
-                     prior_residual_scale=cfg.prior_residual_scale)
+                     prior_residual_scale=cfg.prior_residual_scale, feature_rules=rules)
     model = _build_model(cfg, base, head)
     tokenizer = ReportTokenizer().train([it.question for it in split["train"]],
                                         min(cfg.tokenizer_vocab, model.config.text_vocab_size))
@@ -164,15 +179,21 @@ def run_qa(cfg: QAConfig, resume: bool = False) -> dict:
     result = trainer.train(resume=resume)
     model = trainer.unwrapped_model()
     model.report_tokenizer = tokenizer
+    calib = [it for it in split["train"] if set(it.ecg_ids) <= calib_ids]
+    thresholds, threshold_report = ({}, {}) if not calib else choose_noise_thresholds(
+        calib, [ev[0] for ev in question_evidence(model, calib, records, collate, vocab, cfg.eval_batch_size)])
+    model.config.qa_noise_thresholds = thresholds
     model.save_pretrained(str(out / "model"))
     test_recs = [records[i] for i in sorted(test_ids)]
     report = {"split": {"seed": cfg.split_seed, "train_ecgs": len(train_ids), "test_ecgs": len(test_ids),
                         "train_questions": len(split["train"]), "test_questions": len(split["test"]),
-                        "mixed_split_questions_dropped": len(items) - len(split["train"]) - len(split["test"])},
+                        "mixed_split_questions_dropped": len(items) - len(split["train"]) - len(split["test"]),
+                        "calibration_ecgs": len(calib_ids), "calibration_questions": len(calib)},
               "normal_ranges_ms": {f: list(v) for f, v in ranges.items()}, "range_fit_agreement": agreement,
+              "feature_rules": rule_report, "noise_thresholds": threshold_report,
               "training": {"steps": result.step, "stopped": result.stopped, "model": cfg.model,
                            "feature_prior": cfg.feature_prior}}
-    report["questions"] = evaluate_questions(model, split, records, ranges, collate, vocab, cfg.eval_batch_size)
+    report["questions"] = evaluate_questions(model, split, records, collate, vocab, cfg.eval_batch_size)
     # held-out records are read with one fixed training question (the heads always see a question beside the ECG)
     report["attributes"] = attribute_report(model, test_recs, collate, vocab, cfg.eval_batch_size, split["train"][0])
     (out / "metrics.json").write_text(json.dumps(report, indent=1, default=float))

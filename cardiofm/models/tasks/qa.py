@@ -42,10 +42,15 @@ class QAOutput(ModelOutput):
 
 def qa_config(answers: Sequence[str], template_options: dict[int, Sequence[str]], numeric_mean: Sequence[float],
               numeric_std: Sequence[float], normal_ranges: dict[str, Sequence[float]], feature_prior: bool = True,
-              prior_residual_scale: float = 0.25) -> dict:
+              prior_residual_scale: float = 0.25, noise_thresholds: dict[str, float] | None = None,
+              feature_rules: dict[str, dict[str, int]] | None = None) -> dict:
     """Head config values: answer vocabulary, per-template options (indices), numeric target statistics (ms), the
     normal range (lo, hi) ms of each numeric feature, and whether numeric features are the measured intervals +
-    a learned correction (feature_prior; correction scale = prior_residual_scale x training SD)."""
+    a learned correction (feature_prior; correction scale = prior_residual_scale x training SD); noise answer
+    thresholds per composer.threshold_key ({}: 0.5) and per-feature comparison rules (None: all measured), both
+    chosen on training data (finetune.qa.calibration)."""
+    from ...finetune.qa.composer import MEASURED
+    from ...finetune.qa.questions import COMPARISONS
     index = {a: i for i, a in enumerate(answers)}
     tids = sorted(template_options)
     bad = {t: [a for a in template_options[t] if a not in index] for t in tids}
@@ -59,11 +64,15 @@ def qa_config(answers: Sequence[str], template_options: dict[int, Sequence[str]]
             "qa_template_options": [[index[a] for a in template_options[t]] for t in tids],
             "qa_numeric_mean": [float(v) for v in numeric_mean], "qa_numeric_std": [float(v) for v in numeric_std],
             "qa_normal_ranges": [[float(v) for v in normal_ranges[f]] for f in NUMERIC_FEATURES],
-            "qa_feature_prior": bool(feature_prior), "qa_prior_residual_scale": float(prior_residual_scale)}
+            "qa_feature_prior": bool(feature_prior), "qa_prior_residual_scale": float(prior_residual_scale),
+            "qa_noise_thresholds": {str(k): float(v) for k, v in (noise_thresholds or {}).items()},
+            "qa_feature_rules": [[int((feature_rules or {}).get(f, {}).get(c, MEASURED)) for c in COMPARISONS]
+                                 for f in NUMERIC_FEATURES]}
 
 
 QA_HEAD_KEYS = ("qa_answers", "qa_template_ids", "qa_template_options", "qa_numeric_mean", "qa_numeric_std",
-                "qa_normal_ranges", "qa_feature_prior", "qa_prior_residual_scale")
+                "qa_normal_ranges", "qa_feature_prior", "qa_prior_residual_scale", "qa_noise_thresholds",
+                "qa_feature_rules")
 
 
 class CardioFMForQuestionAnswering(TaskModelMixin, CardioFMPreTrainedModel):
@@ -95,6 +104,15 @@ class CardioFMForQuestionAnswering(TaskModelMixin, CardioFMPreTrainedModel):
         if template_id not in ids:
             raise ValueError(f"unknown template_id {template_id}; this model knows {ids}")
         return [self.answers[i] for i in self.config.qa_template_options[ids.index(template_id)]]
+
+    def decision_rules(self) -> tuple[dict[str, tuple], dict[str, float], dict[str, dict[str, int]]]:
+        """(normal ranges ms, noise thresholds, feature rules) in the composer's form, from the config."""
+        from ...finetune.qa.questions import COMPARISONS
+
+        ranges = dict(zip(NUMERIC_FEATURES, map(tuple, self.config.qa_normal_ranges)))
+        rules = {f: dict(zip(COMPARISONS, map(int, row))) for f, row in zip(NUMERIC_FEATURES,
+                                                                             self.config.qa_feature_rules)}
+        return ranges, dict(self.config.qa_noise_thresholds), rules
 
     def _lead_slots(self, channel_ids: torch.Tensor) -> torch.Tensor:
         """(C,) position of each TWELVE_LEADS lead in the input layout (its channel vocabulary id)."""
@@ -208,8 +226,8 @@ class CardioFMForQuestionAnswering(TaskModelMixin, CardioFMPreTrainedModel):
         if len(ecgs) != intent.n_ecgs:
             raise ValueError(f"the question needs {intent.n_ecgs} ECG(s), got {len(ecgs)}: {question!r}")
         evidence = [self.attributes(*ecg) for ecg in ecgs]
-        ranges = dict(zip(NUMERIC_FEATURES, map(tuple, self.config.qa_normal_ranges)))
-        answer, used = compose(intent, evidence, ranges, self.template_options(intent.template_id))
+        ranges, thresholds, rules = self.decision_rules()
+        answer, used = compose(intent, evidence, ranges, self.template_options(intent.template_id), thresholds, rules)
         return (answer, used) if return_evidence else answer
 
     @torch.no_grad()
