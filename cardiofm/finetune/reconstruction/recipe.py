@@ -150,24 +150,22 @@ def reconstruction_collate(samples: list[dict], targets: list[str] = TWELVE_LEAD
 
 def build_reconstruction_model(cfg: ReconstructionConfig):
     """CardioFMForReconstruction from a checkpoint (only the lag filter may be missing) or a fresh preset."""
-    from ...models import list_presets, preset_config
+    from ...models import from_any, list_presets
     from ...models.tasks.reconstruction import CardioFMForReconstruction
 
     head = {"recon_max_lag_s": cfg.model_lag_s, "recon_targets": list(TWELVE_LEADS)}
     if cfg.model in list_presets():
         logger.warning("model %r is a preset: encoder and decoder start from random weights", cfg.model)
-        return CardioFMForReconstruction(preset_config(cfg.model, **cfg.model_overrides, **head))
-    if cfg.model_overrides:
+    elif cfg.model_overrides:
         raise ConfigError("model_overrides apply to presets only")
-    return CardioFMForReconstruction.from_encoder(cfg.model, **head)
+    return from_any(cfg.model, CardioFMForReconstruction, **cfg.model_overrides, **head)
 
 
 def _preprocess_of(cfg: ReconstructionConfig) -> PreprocessConfig:
-    from ...models import CardioFMConfig, list_presets, preset_config
+    """The preprocessing of the model the run starts from (a preset's default or the checkpoint's saved one)."""
+    from ...models import resolve_config
 
-    if cfg.model in list_presets():
-        return preset_config(cfg.model).preprocess_config
-    return CardioFMConfig.from_pretrained(cfg.model).preprocess_config
+    return resolve_config(cfg.model).preprocess_config
 
 
 def run_reconstruction(cfg: ReconstructionConfig, resume: bool = False) -> dict:
