@@ -183,8 +183,8 @@ def test_noise_thresholds_chosen_on_calibration_questions_lift_low_probabilities
     answers = [compose(parse_question(it.question), [ev], {}, ["no", "yes"], thresholds)[0] for it, ev in
                zip(items, evidence)]
     missed = {threshold_key(parse_question(it.question)) for it, a in zip(items, answers) if a != it.answer}
-    assert missed and not missed & set(thresholds)   # only keys with < 5 questions (kept at 0.5) miss
-    assert all(report[k]["n"] < 5 for k in missed)
+    assert missed and not missed & set(thresholds)   # only keys with < 15 questions (kept at 0.5) miss
+    assert all(report[k]["n"] < 15 for k in missed)
 
 
 def test_feature_rules_prefer_the_prior_over_uninformative_measurements():

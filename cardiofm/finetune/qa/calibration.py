@@ -20,14 +20,17 @@ from .composer import MEASURED, noise_probability, threshold_key
 from .questions import parse_question
 
 logger = logging.getLogger(__name__)
-MIN_CALIBRATION_QUESTIONS = 5   # fewer questions for a key: keep the 0.5 threshold (a few cannot place it)
+# A threshold moves off 0.5 only with >= 15 calibration questions for its key and >= 2 more of them right: on 6
+# questions the most accurate cut of one seed answered "yes" to nearly every held-out static-noise question.
+MIN_CALIBRATION_QUESTIONS = 15
+MIN_GAIN_QUESTIONS = 2
 RULE_FOLDS = 5                  # cross-validation folds over the training comparison questions
 
 
 def choose_noise_thresholds(items, evidence: list[dict]) -> tuple[dict[str, float], dict]:
     """Threshold per noise key (composer.threshold_key): "yes" when the probability is > threshold; the value that
-    answers most calibration questions correctly (ties: the highest, i.e. nearest the majority "no"); returns the
-    thresholds and a per-key report (n, accuracy at 0.5, accuracy at the threshold)."""
+    answers most calibration questions correctly (ties: the highest, i.e. nearest the majority "no"), kept only with
+    enough questions and gain (else 0.5); returns the thresholds and a per-key report."""
     if len(items) != len(evidence):
         raise ValueError(f"{len(items)} calibration questions but {len(evidence)} evidence dicts")
     by_key: dict[str, list[tuple[float, bool]]] = defaultdict(list)
@@ -47,6 +50,10 @@ def choose_noise_thresholds(items, evidence: list[dict]) -> tuple[dict[str, floa
         candidates = np.unique(np.concatenate([p, [1.0]]))
         accuracy = np.array([np.mean((p > t) == yes) for t in candidates])
         best = candidates[np.flatnonzero(accuracy == accuracy.max())[-1]]
+        if (accuracy.max() - at_half) * len(rows) < MIN_GAIN_QUESTIONS - 1e-9:
+            report[key] = {"n": len(rows), "accuracy_at_0.5": at_half, "threshold": 0.5,
+                           "reason": f"best cut {best:.3f} gains < {MIN_GAIN_QUESTIONS} questions"}
+            continue
         thresholds[key] = float(best)
         report[key] = {"n": len(rows), "accuracy_at_0.5": at_half, "threshold": float(best),
                        "accuracy_at_threshold": float(accuracy.max())}
