@@ -6,7 +6,8 @@ peak above the model's weights, on CPU the process's peak resident set above wha
 `saved activations` counts the bytes autograd keeps for backward (what checkpointing trades for recompute). The
 attention FLOP share (torch.utils.flop_counter) says where the quadratic term starts to dominate.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_long_windows.py --threads 1 --plot docs/figures/throughput_long_windows.png
+    OMP_NUM_THREADS=1 python benchmarks/bench_long_windows.py --threads 1 \
+        --plot docs/figures/throughput_long_windows.png
 """
 from __future__ import annotations
 

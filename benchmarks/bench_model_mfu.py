@@ -157,7 +157,8 @@ def main() -> None:
 
     from timm.models.vision_transformer import Block
 
-    blocks = torch.nn.Sequential(*[Block(cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size / cfg.hidden_size,
+    mlp_ratio = cfg.intermediate_size / cfg.hidden_size
+    blocks = torch.nn.Sequential(*[Block(cfg.hidden_size, cfg.num_attention_heads, mlp_ratio,
                                          qkv_bias=True) for _ in range(cfg.num_hidden_layers)]).to(device)
     x = torch.randn(b, visible, cfg.hidden_size, device=device)
     opt_t = torch.optim.AdamW(blocks.parameters(), lr=1e-4, fused=device == "cuda")

@@ -1,5 +1,5 @@
-"""Throughput work: the faster synthetic generator equals the dense one, the per-run window cache, beat information
-computed once per window, the trainer's data-wait summary, the step benchmark's FLOP count and gpu_check without CUDA."""
+"""Throughput: the faster synthetic generator equals the dense one, the per-run window cache, beat information
+found once per window, the trainer's data-wait summary, the step benchmark's FLOP count, gpu_check without CUDA."""
 from __future__ import annotations
 
 import json

@@ -140,7 +140,8 @@ def _ppg(t, fs, beats, spec, rng) -> tuple[np.ndarray, np.ndarray]:
     peaks = beats + spec.ptt_s
     amps = rng.uniform(0.9, 1.1, size=len(beats))
     n = len(t)
-    pulse = _gauss_train(n, fs, peaks, amps, 0.07) + _gauss_train(n, fs, peaks + 0.25, 0.35 * amps, 0.08)  # dicrotic wave
+    # systolic wave plus the dicrotic wave 0.25 s later
+    pulse = _gauss_train(n, fs, peaks, amps, 0.07) + _gauss_train(n, fs, peaks + 0.25, 0.35 * amps, 0.08)
     resp = 1 + 0.08 * np.sin(2 * np.pi * spec.resp_rate / 60 * t)  # respiratory amplitude modulation
     return pulse * resp + 0.01 * rng.standard_normal(len(t)), peaks
 
