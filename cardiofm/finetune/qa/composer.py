@@ -76,7 +76,8 @@ def compose(intent: Intent, evidence: Sequence[dict], ranges: dict[str, Sequence
         how = {f: (feature_rules or {}).get(f, {}).get(intent.comparison, MEASURED) for f in NUMERIC_FEATURES}
         answer = [f for f in NUMERIC_FEATURES
                   if (rule(first[f], second[f]) if how[f] == MEASURED else bool(how[f]))] or ["none"]
-        used = {"comparison": intent.comparison, "from_prior": [f for f in NUMERIC_FEATURES if how[f] != MEASURED], "normal_ranges_ms": {f: list(ranges[f]) for f in NUMERIC_FEATURES},
+        used = {"comparison": intent.comparison, "from_prior": [f for f in NUMERIC_FEATURES if how[f] != MEASURED],
+                "normal_ranges_ms": {f: list(ranges[f]) for f in NUMERIC_FEATURES},
                 "first_ms": dict(evidence[0]["numeric_ms"]), "second_ms": dict(evidence[1]["numeric_ms"]),
                 "first_abnormal": first, "second_abnormal": second}
     else:
