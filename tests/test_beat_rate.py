@@ -73,3 +73,23 @@ def test_rate_prior_needs_hr():
 
     with pytest.raises(ValueError, match="rate_prior needs HR"):
         vitals_config(["SpO2"], rate_prior=True)
+
+
+def test_rate_features_from_the_collate_equal_those_measured_in_forward(bidmc_windows):
+    """The data pipeline measures the rate features once (collate, in the loader workers); the vitals forward uses
+    them as given, with the same predictions as when it measures them itself, and the collate in a finetuning
+    recipe asks for them when the head is rate-aware."""
+    from cardiofm.data.collate import collate_samples
+    from cardiofm.models import CardioFMForVitals, preset_config, vitals_config
+
+    windows, pre = bidmc_windows
+    torch.manual_seed(0)
+    cfg = preset_config("tiny", **vitals_config(["HR"], [80.0], [12.0], rate_prior=True, rate_residual_std=2.0))
+    model = CardioFMForVitals(cfg).eval()
+    batch = collate_samples(windows[:8], vocab=tuple(cfg.channel_vocab), rate_fs=pre.fs)
+    assert batch["rate_features"].shape == (8, 6) and bool(batch["rate_features"][:, 2].all())
+    with torch.no_grad():
+        given = model(**batch).predictions
+        measured = model(**{k: v for k, v in batch.items() if k != "rate_features"}).predictions
+    torch.testing.assert_close(given, measured)
+    assert (given[:, 0] - batch["vitals"][:, 0]).abs().median() < 3.0   # untrained head = the measured rate

@@ -153,3 +153,11 @@ def with_beat_info(sample: dict, fs: float) -> dict:
     rpeaks = window_rpeaks(sample, fs)
     feats = beat_rate_features(sample["signal"], sample["channels"], fs, sample["channel_mask"], rpeaks)
     return {**sample, "rpeaks": rpeaks, "rate_features": feats}
+
+
+def with_signal(sample: dict, signal: np.ndarray) -> dict:
+    """A copy of the sample holding a new signal (an augmented one): its cached beat information described the old
+    signal, so it is dropped and found again on the new one when needed."""
+    out = {k: v for k, v in sample.items() if k not in BEAT_INFO_KEYS}
+    out["signal"] = signal
+    return out

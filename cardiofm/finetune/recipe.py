@@ -135,8 +135,11 @@ def make_collate(cfg: FinetuneConfig, model):
     vocab = tuple(model.config.channel_vocab)
     targets = task_spec(cfg.task).targets(model)
 
+    # rate-aware vitals heads read beat rates measured here, in the DataLoader workers, not in the model's forward
+    rate_fs = model.config.sampling_rate if getattr(model, "uses_rate_prior", False) else None
+
     def collate(samples):
-        batch = collate_samples(samples, vocab=vocab, beat_window=model.config.beat_window)
+        batch = collate_samples(samples, vocab=vocab, beat_window=model.config.beat_window, rate_fs=rate_fs)
         batch.update(targets(samples))
         return batch
     return collate

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import resample as fft_resample
 
+from ..beats import with_signal
 from ..rpeaks import detect_rpeaks
 from .star import _catmull_rom
 
@@ -59,7 +60,7 @@ class Augmentation:
         out = self._run(np.asarray(sample["signal"]), fs, present)
         if out is None:
             return sample
-        return {**sample, "signal": out}
+        return with_signal(sample, out)
 
 
 class RandomShift(Augmentation):

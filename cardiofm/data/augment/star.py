@@ -26,6 +26,7 @@ import numpy as np
 
 from ..channels import is_ecg
 from ...config import ConfigError
+from ..beats import with_signal
 from ..rpeaks import detect_rpeaks
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,4 @@ class STAR:
             self.stats["calls"] += 1
             self.stats["too_few_rpeaks"] += 1
             return sample
-        out = dict(sample)
-        out["signal"] = self(np.asarray(sample["signal"]), fs, ecg_channels=ecg)
-        return out
+        return with_signal(sample, self(np.asarray(sample["signal"]), fs, ecg_channels=ecg))

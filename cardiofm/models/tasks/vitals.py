@@ -82,13 +82,18 @@ class CardioFMForVitals(TaskModelMixin, CardioFMPreTrainedModel):
         """True when HR is predicted as measured beat rate + learned correction."""
         return bool(self.config.rate_prior)
 
-    def rate_inputs(self, signals: torch.Tensor, channel_ids: torch.Tensor,
-                    channel_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B,) HR prior in bpm and (B, 7) normalised rate features of the preprocessed windows."""
-        vocab = self.config.channel_vocab
-        names = [[vocab[i] for i in row] for row in channel_ids.tolist()]
-        present = np.ones(channel_ids.shape, bool) if channel_mask is None else channel_mask.bool().cpu().numpy()
-        raw = batch_rate_features(signals.detach().float().cpu().numpy(), names, present, self.config.sampling_rate)
+    def rate_inputs(self, signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor | None,
+                    rate_features: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,) HR prior in bpm and (B, 7) normalised rate features of the preprocessed windows; rate_features
+        (B, 6) RATE_FEATURES measured by the collate (data layer) are used as given, else measured here."""
+        if rate_features is not None:
+            raw = rate_features.detach().float().cpu().numpy()
+        else:  # raw-array inference or a batch from a collate without rate_fs
+            vocab = self.config.channel_vocab
+            names = [[vocab[i] for i in row] for row in channel_ids.tolist()]
+            present = np.ones(channel_ids.shape, bool) if channel_mask is None else channel_mask.bool().cpu().numpy()
+            raw = batch_rate_features(signals.detach().float().cpu().numpy(), names, present,
+                                      self.config.sampling_rate)
         k = self.config.vital_names.index("HR")
         mean, std = self.config.vital_mean[k], self.config.vital_std[k]
         # nothing detected in a window: the training mean stands in for the measurement
@@ -103,15 +108,17 @@ class CardioFMForVitals(TaskModelMixin, CardioFMPreTrainedModel):
 
     def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor | None = None,
                 time_offsets: torch.Tensor | None = None, vitals: torch.Tensor | None = None,
-                vitals_mask: torch.Tensor | None = None, **unused) -> VitalsOutput:
-        """signals (B, C, T) etc. as in CardioFMModel; vitals/vitals_mask (B, 5) in VITALS order and units."""
+                vitals_mask: torch.Tensor | None = None, rate_features: torch.Tensor | None = None,
+                **batch_extras) -> VitalsOutput:
+        """signals (B, C, T) etc. as in CardioFMModel; vitals/vitals_mask (B, 5) in VITALS order and units;
+        rate_features (B, 6) beat rates measured in the data pipeline (else measured here)."""
         encoded = self.cardiofm(signals, channel_ids, channel_mask, time_offsets,
-                                beats=batch_beats(unused))
+                                beats=batch_beats(batch_extras, "CardioFMForVitals.forward"))
         z = apply_head(self.head, encoded, channel_mask).float()
         base = self.config_tensor("vital_mean", z.device).expand_as(z)
         scale = self.config_tensor("vital_std", z.device).expand_as(z)
         if self.uses_rate_prior:
-            prior, feats = self.rate_inputs(signals, channel_ids, channel_mask)
+            prior, feats = self.rate_inputs(signals, channel_ids, channel_mask, rate_features)
             z = z + self.rate_proj(feats.to(self.rate_proj.weight.dtype)).float()
             k = self.config.vital_names.index("HR")
             hr = torch.zeros_like(z, dtype=torch.bool)
