@@ -58,6 +58,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         kt, vt = args or (Any, Any)
         return {_coerce(k, kt, key): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
     if origin is typing.Literal:
+        if isinstance(value, bool) and {"no", "yes"} & set(args):
+            value = "yes" if value else "no"  # YAML 1.1 reads a bare no/yes/off/on as a boolean; the user meant the word
         if value not in args:
             raise ConfigError(f"{key}: expected one of {list(args)}, got {value!r}")
         return value

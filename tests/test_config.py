@@ -82,3 +82,14 @@ def test_flag_overrides_skip_unset_flags_and_win_over_positional():
     assert out == ["steps=3", "steps=0", "optim.lr=0.5"]
     with pytest.raises(ConfigError, match="steps"):
         load_config(RunConfig, None, out)  # steps=0 wins and fails validation
+
+
+def test_a_bare_no_is_the_word_for_a_literal_field(tmp_path):
+    """YAML 1.1 reads `no` as false; for a choice field that lists "no" (train.mixed_precision) it is the word."""
+    from cardiofm.engine.config import TrainConfig
+    from cardiofm.pretrain.config import PretrainConfig
+
+    cfg = load_config(PretrainConfig, None, ["train.mixed_precision=no"])
+    assert isinstance(cfg.train, TrainConfig) and cfg.train.mixed_precision == "no"
+    with pytest.raises(ConfigError, match="train.mixed_precision"):
+        load_config(PretrainConfig, None, ["train.mixed_precision=fp8"])
