@@ -3,6 +3,7 @@ oracle attributes (database noise columns + measured intervals) and the majority
 seeds (each seed: its own patient split and initialisation); mean +- sd, plus noise-head AUROC on held-out ECGs.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_qa.py --seeds 0 1 2 --steps 200 --out runs/bench_qa
+    ... --set calibration_fraction=0.25     (noise thresholds from a calibration split of the training patients)
 """
 from __future__ import annotations
 
@@ -31,13 +32,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--model", default="tiny")
     ap.add_argument("--out", default="runs/bench_qa")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="further QAConfig overrides")
     args = ap.parse_args()
     torch.set_num_threads(1)
     runs = []
     for seed in args.seeds:
         cfg = load_config(QAConfig, "finetune_qa", [f"model={args.model}", f"split_seed={seed}",
                                                     f"train.seed={seed}", f"train.max_steps={args.steps}",
-                                                    f"output_dir={Path(args.out) / f'seed{seed}'}"])
+                                                    f"output_dir={Path(args.out) / f'seed{seed}'}", *args.set])
         runs.append(run_qa(cfg))
     tables = [_rows(r) for r in runs]
     print(f"{'group':<30} {'n (mean)':>8} {'model EM':>15} {'oracle EM':>15} {'majority EM':>15}")

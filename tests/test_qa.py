@@ -106,7 +106,8 @@ def qa_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("qa")
     cfg = load_config(QAConfig, "finetune_qa", [
         f"ecgqa={shared_path('ecgqa_ptbxl')}", f"ptbxl={shared_path('ptbxl')}", "max_records=60",
-        "train.max_steps=30", "train.batch_size=8", "prior_residual_scale=0.1", f"output_dir={out}"])
+        "train.max_steps=30", "train.batch_size=8", "prior_residual_scale=0.1", "calibration_fraction=0.25",
+        f"output_dir={out}"])
     return run_qa(cfg), out
 
 
@@ -122,6 +123,9 @@ def test_recipe_reports_model_oracle_and_majority(qa_run):
     mae = report["attributes"]["numeric_mae_ms"]
     assert mae["rr interval"] < 40  # measured prior + a correction of at most a few tens of ms
     assert (out / "metrics.json").is_file()
+    split = report["split"]   # calibration patients come out of the training half, never the test half
+    assert 0 < split["calibration_ecgs"] < split["train_ecgs"]
+    assert all(v["n"] > 0 and 0.0 <= v["threshold"] <= 1.0 for v in report["noise_thresholds"].values())
 
 
 def test_saved_model_answers_a_heart_rate_comparison_on_real_ecgs(qa_run):

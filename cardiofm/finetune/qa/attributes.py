@@ -118,3 +118,20 @@ def fit_normal_ranges(items: list[QAItem], records: dict[int, ECGAttributes]) ->
         hits, lo, hi = min(near, key=lambda s: abs(s[1] - ref_lo) + abs(min(s[2], 2000.0) - min(ref_hi, 2000.0)))
         agreement[feature], ranges[feature] = hits / len(compare), (lo, hi)
     return ranges, agreement
+
+
+def range_agreement(items: list[QAItem], records: dict[int, ECGAttributes], ranges: dict) -> dict[str, float]:
+    """Share of comparison questions (templates 68-70) whose answer names each feature exactly when its measured
+    values under `ranges` say so (per feature, NaN without comparison questions)."""
+    compare = [it for it in items if it.template_id in _CHANGE_TEMPLATES]
+    out = {}
+    for k, feature in enumerate(NUMERIC_FEATURES):
+        lo, hi = ranges[feature]
+        hits = []
+        for it in compare:
+            v = np.array([records[e].numeric_ms[k] if records[e].numeric_found[k] else np.nan for e in it.ecg_ids])
+            a, b = _abnormal(v, lo, hi)
+            member = {68: a and not b, 69: not a and b, 70: a and b}[it.template_id]
+            hits.append(member == (feature in it.answer))
+        out[feature] = float(np.mean(hits)) if hits else float("nan")
+    return out
