@@ -9,6 +9,7 @@ import torch
 
 from ...data.attributes import NOISE_TYPES, NUMERIC_FEATURES
 from ...data.channels import TWELVE_LEADS
+from ...models.inference import evaluating
 from ..metrics import bootstrap_ci
 from .composer import compose, oracle_evidence
 from .questions import parse_question
@@ -42,14 +43,11 @@ def exact_match_report(items, columns: dict[str, list[bool]]) -> dict:
     return out
 
 
-@torch.no_grad()
 def _model_outputs(model, samples: list[dict], collate, batch_size: int) -> list[dict]:
     """Per-sample evidence dicts + template argmax from batched forward passes (eval mode, restored after)."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     rows = []
-    try:
+    with evaluating(model):
         for i in range(0, len(samples), batch_size):
             batch = {k: v.to(device) for k, v in collate(samples[i:i + batch_size]).items()}
             out = model(**batch)
@@ -65,8 +63,6 @@ def _model_outputs(model, samples: list[dict], collate, batch_size: int) -> list
                              "noise_record": dict(zip(NOISE_TYPES, map(float, record[j]))),
                              "numeric_ms": dict(zip(NUMERIC_FEATURES, map(float, numeric[j]))),
                              "template": model.config.qa_template_ids[tmpl[j]] if tmpl[j] >= 0 else -1})
-    finally:
-        model.train(was_training)
     return rows
 
 

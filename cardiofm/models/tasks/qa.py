@@ -21,6 +21,7 @@ from transformers.utils import ModelOutput
 from ...data.attributes import NOISE_TYPES, NUMERIC_FEATURES, measure_intervals
 from ...data.channels import TWELVE_LEADS
 from ..configuration import CardioFMConfig
+from ..inference import evaluating
 from ..modeling import CardioFMModel, CardioFMPreTrainedModel, batch_beats
 from .heads import PooledHead, TaskModelMixin
 
@@ -143,12 +144,12 @@ class CardioFMForQuestionAnswering(TaskModelMixin, CardioFMPreTrainedModel):
                 measured_found: torch.Tensor | None = None, noise_lead: torch.Tensor | None = None,
                 noise_lead_mask: torch.Tensor | None = None, noise_record: torch.Tensor | None = None,
                 numeric: torch.Tensor | None = None, numeric_mask: torch.Tensor | None = None,
-                template_index: torch.Tensor | None = None, **unused) -> QAOutput:
+                template_index: torch.Tensor | None = None, **batch_extras) -> QAOutput:
         """signals (B, C, T) one ECG each, optional question input_ids/text_mask (B, L); measured/measured_found
         (B, 6) ms / bool; targets noise_lead (+mask) (B, 4, 12), noise_record (B, 4), numeric (+mask) (B, 6) ms,
         template_index (B,)."""
         out = self.cardiofm(signals, channel_ids, channel_mask, time_offsets, input_ids, text_mask, None,
-                            beats=batch_beats(unused))
+                            beats=batch_beats(batch_extras, "CardioFMForQuestionAnswering.forward"))
         b, c, p, h = out.signal_hidden_state.shape
         present = out.token_mask[:, :c * p].view(b, c, p).float()
         per_lead = (out.signal_hidden_state * present[..., None]).sum(2) / present.sum(2).clamp_min(1)[..., None]
@@ -195,16 +196,11 @@ class CardioFMForQuestionAnswering(TaskModelMixin, CardioFMPreTrainedModel):
             batch["measured_found"] = torch.tensor(found, device=device)[None]
         return batch
 
-    @torch.no_grad()
     def attributes(self, signal: np.ndarray, fs: float, channels: Sequence[str]) -> dict:
         """Attribute evidence of one ECG: noise probabilities per type and lead, per type, numeric features (ms)."""
         batch = self.ecg_inputs(signal, fs, channels)
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             out = self(**batch)
-        finally:
-            self.train(was_training)
         lead_p = torch.sigmoid(out.noise_lead_logits[0].float()).cpu().numpy()
         record_p = torch.sigmoid(out.noise_record_logits[0].float()).cpu().numpy()
         numeric = out.numeric_ms[0].float().cpu().numpy()
@@ -239,12 +235,8 @@ class CardioFMForQuestionAnswering(TaskModelMixin, CardioFMPreTrainedModel):
         batch = self.ecg_inputs(*ecg)
         batch["input_ids"], batch["text_mask"] = [t.to(batch["signals"].device) for t in
                                                   tokenizer.encode_batch([question], self.config.max_text_len)]
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             logits = self(**batch).template_logits
-        finally:
-            self.train(was_training)
         return int(self.config.qa_template_ids[int(logits.argmax(-1))])
 
     @classmethod
