@@ -142,11 +142,11 @@ def stage_finetune(out: Path, task: str, steps: int, seeds: int = 1, extra: list
         if seeds > 1:   # one loadable model at OUT/diagnosis/model: the first seed (chosen before any test score)
             shutil.copytree(runs[0][0] / "model", out / task / "model", dirs_exist_ok=True)
         summary = {"model_macro_auroc": test["macro_auroc"], "model_ci95": test.get("macro_auroc_ci95"),
-                "seed_macro_auroc": report.get("seed_macro_auroc"),
-                "model_per_class": {n: c["auroc"] for n, c in test["per_class"].items()},
-                "baseline_macro_auroc": base["macro_auroc"], "baseline_ci95": base.get("macro_auroc_ci95"),
-                "baseline_per_class": base["per_class_auroc"],
-                "ratio": test["macro_auroc"] / base["macro_auroc"], "minutes": minutes_used}
+                   "seed_macro_auroc": report.get("seed_macro_auroc"),
+                   "model_per_class": {n: c["auroc"] for n, c in test["per_class"].items()},
+                   "baseline_macro_auroc": base["macro_auroc"], "baseline_ci95": base.get("macro_auroc_ci95"),
+                   "baseline_per_class": base["per_class_auroc"],
+                   "ratio": test["macro_auroc"] / base["macro_auroc"], "minutes": minutes_used}
         (out / task / "metrics.json").write_text(json.dumps(summary, indent=1, default=str))
         return summary
     hr, b = test["HR"], report["baselines"]

@@ -42,7 +42,7 @@ diagnosis() {
 vitals() {
   pretrain
   "$PY" benchmarks/bench_finetune_quality.py --stage vitals --steps 300 --out "$OUT"
-  "$PY" benchmarks/bench_vitals_loso.py --out "$OUT/vitals/loso" --model "$OUT/pretrain/model" --steps 150
+  "$PY" benchmarks/bench_vitals_loso.py --out "$OUT/vitals/loso" --model "$OUT/pretrain/model" --steps 100
 }
 
 reconstruction() {
