@@ -1,5 +1,5 @@
 """Classical vital-sign estimators on real BIDMC recordings: quality-aware HR fusion, respiratory rate against the
-annotated breaths, the breath-annotation reader, and the fold-paired test of the augmentation study."""
+annotated breaths, the breath-annotation reader, and the augmentation study's fold-paired test and PTB-XL label map."""
 from __future__ import annotations
 
 import numpy as np
@@ -68,3 +68,13 @@ def test_paired_vs_reference_exact_sign_flip():
     out = paired_vs_reference(ref, arm)
     assert out["wins"] == 5 and out["mean_diff"] == pytest.approx(0.1)
     assert out["sign_flip_p"] == pytest.approx(2 / 32)   # only all-plus and all-minus are as extreme
+
+
+def test_ptbxl_statements_map_to_known_cinc2021_snomed_codes():
+    from cardiofm.data.readers.cinc2021 import snomed_ct_map
+    from cardiofm.finetune.study import PTBXL_SNOMED
+
+    known = snomed_ct_map()
+    assert {PTBXL_SNOMED[c] for c in ("SR", "AFIB", "CRBBB", "IMI")} == {"426783006", "164889003", "713427006",
+                                                                       "164865005"}
+    assert not [c for c in PTBXL_SNOMED.values() if c not in known]
