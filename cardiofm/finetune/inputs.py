@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,7 +58,7 @@ def strip_suffix(name: str) -> str:
 
 def discover_inputs(data: str | list[str], exclude: tuple[str, ...] = ()) -> list[InputItem]:
     """Raw records under DATA (folders are searched recursively; files are taken as given), sorted by key."""
-    from ..data.corpus.sources import discover_wfdb
+    from ..data.corpus.sources import discover_wfdb, walk_tree
 
     paths = [data] if isinstance(data, str) else list(data)
     skip = {os.path.abspath(p) for p in exclude if p}
@@ -75,15 +76,13 @@ def discover_inputs(data: str | list[str], exclude: tuple[str, ...] = ()) -> lis
         if is_corpus(p):
             raise ValueError(f"{p} is a prepared corpus: pass it alone as DATA")
         found = list(discover_wfdb(p))
-        for d, dirs, files in os.walk(p):
-            dirs[:] = sorted(x for x in dirs if not x.startswith("."))
+        for d, _, files in walk_tree(p):  # the walk `prepare` uses: symlinked folders once, hidden ones skipped
             found += [os.path.join(d, f) for f in sorted(files)
                       if f.lower().endswith(SIGNAL_SUFFIXES[1:]) and os.path.abspath(os.path.join(d, f)) not in skip]
         items += [InputItem(strip_suffix(os.path.relpath(path, p)).replace(os.sep, "/"), path) for path in found]
     if not items:
         raise FileNotFoundError(f"no WFDB (.hea), CSV or NumPy record under {', '.join(paths)}")
-    keys = [i.key for i in items]
-    dups = sorted({k for k in keys if keys.count(k) > 1})
+    dups = sorted(k for k, n in Counter(i.key for i in items).items() if n > 1)
     if dups:
         raise ValueError(f"two inputs share the record key(s) {dups[:5]} (same name with different formats)")
     return sorted(items, key=lambda i: i.key)
