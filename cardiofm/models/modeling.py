@@ -151,13 +151,18 @@ COLLATED_KEYS = frozenset({*BEAT_KEYS, "rate_features", "rpeaks", "vitals", "vit
                            "valid_fraction"})
 
 
+def check_collated(extras: dict, owner: str) -> None:
+    """Raise TypeError naming the keyword arguments of `owner` (a forward) that no collate function makes."""
+    unknown = sorted(set(extras) - COLLATED_KEYS)
+    if unknown:
+        raise TypeError(f"{owner}() got unexpected keyword argument(s) {unknown}")
+
+
 def batch_beats(batch: dict, owner: str | None = None) -> dict | None:
-    """The precomputed median beats carried by a batch (median_beat_batch keys), or None. With `owner` (the
-    forward's name) the batch's other keys are checked: a key no collate function makes raises TypeError."""
+    """The precomputed median beats carried by a batch (median_beat_batch keys), or None; with `owner` (the
+    forward's name) the batch's other keys are checked first (check_collated)."""
     if owner is not None:
-        unknown = sorted(set(batch) - COLLATED_KEYS)
-        if unknown:
-            raise TypeError(f"{owner}() got unexpected keyword argument(s) {unknown}")
+        check_collated(batch, owner)
     return {k: batch[k] for k in BEAT_KEYS} if all(k in batch for k in BEAT_KEYS) else None
 
 

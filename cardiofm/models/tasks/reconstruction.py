@@ -20,7 +20,7 @@ from ...data.preprocess import resample
 from ..configuration import CardioFMConfig
 from ..decoder import CardioFMDecoder
 from ..inference import evaluating
-from ..modeling import CardioFMModel, CardioFMPreTrainedModel, batch_beats
+from ..modeling import CardioFMModel, CardioFMPreTrainedModel, check_collated
 from .heads import TaskModelMixin
 
 # limb lead = a * I + b * II (Einthoven III = II - I; Goldberger aVR = -(I+II)/2, aVL = I - II/2, aVF = II - I/2)
@@ -128,7 +128,7 @@ class CardioFMForReconstruction(TaskModelMixin, CardioFMPreTrainedModel):
         """signals (B, C, T) inputs with channel_ids/channel_mask (B, C) as in CardioFMModel; target_ids (B, Ct)
         vocabulary ids (default config targets); targets (B, Ct, T) real waveforms, target_mask (B, Ct) present;
         use_decoder=False runs the linear path alone (its warm-up stage). Other collated keys are ignored."""
-        batch_beats(batch_extras, "CardioFMForReconstruction.forward")  # checks the names; median beats are unused
+        check_collated(batch_extras, "CardioFMForReconstruction.forward")  # median beats are not used here
         b, c, t = signals.shape
         dev = signals.device
         channel_mask = torch.ones(b, c, dtype=torch.bool, device=dev) if channel_mask is None else channel_mask.bool()
