@@ -4,6 +4,7 @@ seeds (each seed: its own patient split and initialisation); mean +- sd, plus no
 
     OMP_NUM_THREADS=1 python benchmarks/bench_qa.py --seeds 0 1 2 --steps 200 --out runs/bench_qa
     ... --set calibration_fraction=0.25     (noise thresholds from a calibration split of the training patients)
+    ... --set noise_prior=false             (noise from the transformer heads alone, without the measured prior)
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def main() -> None:
                                               ("model", "oracle", "majority")))
     noise = {k: [r["attributes"]["noise"][k] for r in runs] for k in runs[0]["attributes"]["noise"]}
     for kind, rows in noise.items():
-        print(f"noise head {kind:<22} lead AUROC " + ", ".join(
+        print(f"noise logits {kind:<20} lead AUROC " + ", ".join(
             f"{r['lead_auroc']:.3f} [{r['lead_auroc_ci95'][0]:.3f}, {r['lead_auroc_ci95'][1]:.3f}]" for r in rows))
     print("normal ranges (ms) per seed:", [r["normal_ranges_ms"] for r in runs])
     for r in runs:   # chosen on training data only: feature rules by CV, thresholds on the calibration patients

@@ -148,6 +148,17 @@ def test_saved_model_answers_a_heart_rate_comparison_on_real_ecgs(qa_run):
     assert "rr interval" in model.answer(normal_again, ecgs[::-1])
     one, used = model.answer("Does this ECG show baseline drift?", ecgs[:1], return_evidence=True)
     assert one == (["yes"] if used["probability"] > used["threshold"] else ["no"])
+    # the saved noise prior reproduces the record logit; the heads move it by at most the correction bound
+    import torch
+    from cardiofm.data.attributes import NOISE_TYPES
+    from cardiofm.data.signal_quality import lead_quality_features, raw_window
+    from cardiofm.finetune.qa.noise_prior import prior_logits
+
+    feats = lead_quality_features(raw_window(slow.signal, slow.fs, slow.channels, 100.0, 10.0), 100.0)
+    prior = prior_logits(torch.from_numpy(feats)[None], model.config.qa_noise_prior)[1][0]
+    p = used["probability"]
+    shift = np.log(p / (1 - p)) - float(prior[NOISE_TYPES.index("baseline drift")])
+    assert abs(shift) <= model.config.qa_noise_correction_scale + 1e-4
     assert used["threshold"] == model.config.qa_noise_thresholds.get("baseline drift/record", 0.5)
     assert np.array(model.config.qa_feature_rules).shape == (6, 3)   # saved with the model
     with pytest.raises(ValueError, match="needs 2 ECG"):
@@ -220,3 +231,53 @@ def test_feature_rules_prefer_the_prior_over_uninformative_measurements():
     expected = [f for f in prior if rules[f][used["comparison"]] == 1]   # measured ones are normal in (0, 10 s)
     assert set(answer) == (set(expected) or {"none"}) and set(used["from_prior"]) == set(prior)
     assert all(v == MEASURED for f in NUMERIC_FEATURES if f not in prior for v in rules[f].values())
+
+
+def test_measured_signal_quality_ranks_held_out_baseline_drift():
+    """Logistic noise prior on measured signal-quality features, fitted on the training patients of PTB-XL (seed 0
+    split, as the recipe draws it), ranks held-out leads flagged 'baseline drift' far above chance (0.94 [0.89,
+    0.97] measured; the transformer's heads reached 0.52-0.62); the torch scoring equals the numpy design."""
+    import json
+    from types import SimpleNamespace
+
+    import torch
+    from cardiofm.data.attributes import NOISE_TYPES, noise_targets
+    from cardiofm.data.readers.ptbxl import load_ptbxl_database, ptbxl_ids, read_ptbxl
+    from cardiofm.data.signal_quality import lead_design, lead_quality_features, raw_window, record_design
+    from cardiofm.finetune.metrics import bootstrap_ci
+    from cardiofm.finetune.qa.attributes import patient_split
+    from cardiofm.finetune.qa.noise_prior import fit_noise_prior, prior_logits
+    from sklearn.metrics import roc_auc_score
+
+    root = str(shared_path("ptbxl"))
+    db = load_ptbxl_database(root)
+    recs = {}
+    for e in ptbxl_ids(root):
+        r = read_ptbxl(root, e)
+        lead, mask, record = noise_targets(db.loc[e])
+        recs[e] = SimpleNamespace(ecg_id=e, patient_id=int(db.loc[e, "patient_id"]), lead=lead, mask=mask,
+                                  record=record, x=lead_quality_features(raw_window(r.signal, r.fs, r.channels,
+                                                                                    100.0, 10.0), 100.0))
+    train, test = (sorted(s) for s in patient_split(recs, 0.5, 0))
+    prior = json.loads(json.dumps(fit_noise_prior(*(np.stack([getattr(recs[e], k) for e in train])
+                                                    for k in ("x", "lead", "mask", "record")))))
+    x = np.stack([recs[e].x for e in test])
+    lead_logit, record_logit = (t.numpy() for t in prior_logits(torch.from_numpy(x), prior))
+    k = NOISE_TYPES.index("baseline drift")
+    m = prior["lead"][k]
+    manual = ((lead_design(x) - m["mean"]) / m["scale"]) @ np.array(m["coef"]) + m["intercept"]
+    assert np.allclose(lead_logit[:, k], manual, atol=1e-4)
+    m = prior["record"][k]
+    manual = ((record_design(x) - m["mean"]) / m["scale"]) @ np.array(m["coef"]) + m["intercept"]
+    assert np.allclose(record_logit[:, k], manual, atol=1e-4)
+    y = np.concatenate([recs[e].lead[k] for e in test]).astype(int)
+    rid = np.repeat(np.arange(len(test)), 12)
+
+    def auroc(a, b):
+        return roc_auc_score(a, b) if 0 < a.sum() < len(a) else float("nan")
+    p = lead_logit[:, k].reshape(-1)
+    lo, _ = bootstrap_ci(auroc, [y, p], 300, 0, groups=rid)
+    assert y.sum() >= 20 and auroc(y, p) > 0.85 and lo > 0.8
+    yr = np.array([recs[e].record[k] for e in test]).astype(int)
+    lo, _ = bootstrap_ci(auroc, [yr, record_logit[:, k]], 300, 0)
+    assert auroc(yr, record_logit[:, k]) > 0.75 and lo > 0.65

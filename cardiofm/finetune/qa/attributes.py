@@ -10,6 +10,7 @@ import numpy as np
 
 from ...data.attributes import NUMERIC_FEATURES, measure_intervals, noise_targets
 from ...data.preprocess import PreprocessConfig, preprocess_record
+from ...data.signal_quality import lead_quality_features, raw_window
 from ...data.readers.ecgqa import QAItem
 
 logger = logging.getLogger(__name__)
@@ -33,13 +34,15 @@ class ECGAttributes:
     noise_record: np.ndarray     # (4,) bool
     numeric_ms: np.ndarray       # (6,) ms, NUMERIC_FEATURES (0 where not found)
     numeric_found: np.ndarray    # (6,) bool
+    noise_features: np.ndarray | None = None   # (12, F) data.signal_quality.LEAD_FEATURES of the raw window
 
 
 _MEASURED: dict[tuple, dict[int, ECGAttributes]] = {}   # one process measures a record set once (benchmark seeds)
 
 
 def record_attributes(root: str, ecg_ids, pre: PreprocessConfig) -> dict[int, ECGAttributes]:
-    """ecg_id -> ECGAttributes for PTB-XL records (intervals measured on the same window the model reads)."""
+    """ecg_id -> ECGAttributes for PTB-XL records (intervals measured on the same window the model reads, signal
+    quality on that window before band-passing)."""
     key = (str(root), tuple(ecg_ids), repr(pre.to_dict()))
     if key not in _MEASURED:
         _MEASURED[key] = _measure_records(root, ecg_ids, pre)
@@ -56,8 +59,9 @@ def _measure_records(root: str, ecg_ids, pre: PreprocessConfig) -> dict[int, ECG
         window = preprocess_record(rec, pre)[0]
         lead, mask, record = noise_targets(db.loc[ecg_id], f"ptbxl_database.csv ecg_id {ecg_id}")
         values, found = measure_intervals(window["signal"], pre.fs, window["channels"])
+        quality = lead_quality_features(raw_window(rec.signal, rec.fs, rec.channels, pre.fs, pre.window_s), pre.fs)
         out[ecg_id] = ECGAttributes(ecg_id, int(db.loc[ecg_id, "patient_id"]), window, lead, mask, record,
-                                    values, found)
+                                    values, found, quality)
     return out
 
 

@@ -20,6 +20,7 @@ from .attributes import (ECGAttributes, fit_normal_ranges, patient_split, range_
                          split_questions)
 from .calibration import choose_feature_rules, choose_noise_thresholds
 from .evaluation import attribute_report, evaluate_questions, question_evidence
+from .noise_prior import fit_noise_prior
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class QAConfig:
     max_records: int = 0                 # 0 = every PTB-XL record; N = the first N (tests), with their questions
     feature_prior: bool = True           # numeric features = measured intervals + learned correction
     prior_residual_scale: float = 0.25   # that correction's reach, in training SDs of each feature
+    noise_prior: bool = True             # noise logits = logistic score of measured signal quality + correction
+    noise_correction_scale: float = 0.5  # that correction's reach, logits (tanh-bounded)
     tokenizer_vocab: int = 300           # question vocabulary (trained on the training questions)
     output_dir: str = "runs/qa"
     eval_batch_size: int = 32
@@ -55,16 +58,21 @@ class QAConfig:
             raise ConfigError(f"calibration_fraction must lie in [0, 1), got {self.calibration_fraction}")
         if not self.variants:
             raise ConfigError("variants is empty: use template and/or paraphrased")
+        if self.noise_correction_scale < 0:
+            raise ConfigError(f"noise_correction_scale must be >= 0 logits, got {self.noise_correction_scale}")
 
 
 def attribute_sample(rec: ECGAttributes, item: QAItem | None, template_ids: list[int],
                      vocab: tuple[str, ...]) -> dict:
     """One ECG (+ a question read with it) -> sample with attribute targets, measured prior and template target."""
     w = rec.window
+    if rec.noise_features is None:
+        raise ValueError(f"ecg_id {rec.ecg_id}: no signal-quality features measured (record_attributes measures them)")
     return {"signal": w["signal"], "channel_mask": w["channel_mask"],
             "channel_ids": np.array(channel_ids(list(w["channels"]), vocab)),
             "question": item.question if item else "", "template_index": template_ids.index(item.template_id)
             if item else -1, "measured": rec.numeric_ms.astype(np.float32), "measured_found": rec.numeric_found,
+            "noise_features": rec.noise_features.astype(np.float32),
             "noise_lead": rec.noise_lead, "noise_lead_mask": rec.noise_lead_mask, "noise_record": rec.noise_record,
             "numeric": rec.numeric_ms.astype(np.float32), "numeric_mask": rec.numeric_found}
 
@@ -91,7 +99,7 @@ def make_qa_collate(tokenizer, max_text_len: int):
     def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
         ids, mask = tokenizer.encode_batch([s["question"] for s in samples], max_text_len)
         batch = {k: torch.from_numpy(np.stack([s[k] for s in samples])) for k in
-                 ("signal", "channel_mask", "channel_ids", "measured", "measured_found", "noise_lead",
+                 ("signal", "channel_mask", "channel_ids", "measured", "measured_found", "noise_features", "noise_lead",
                   "noise_lead_mask", "noise_record", "numeric", "numeric_mask")}
         batch["signals"] = batch.pop("signal")
         batch["channel_ids"] = batch["channel_ids"].long()
@@ -132,6 +140,12 @@ def _calibration_split(records: dict, train_ids: set, cfg: QAConfig) -> tuple[se
     return fit, calib
 
 
+def _fit_noise_prior(train_recs: list[ECGAttributes]) -> dict:
+    """The logistic noise prior fitted on the training records' signal quality and database noise columns."""
+    return fit_noise_prior(*(np.stack([getattr(r, k) for r in train_recs]) for k in
+                             ("noise_features", "noise_lead", "noise_lead_mask", "noise_record")))
+
+
 def _build_model(cfg: QAConfig, base, head: dict):
     from ...models import list_presets, preset_config
     from ...models.tasks.qa import CardioFMForQuestionAnswering
@@ -168,8 +182,10 @@ def run_qa(cfg: QAConfig, resume: bool = False) -> dict:
     values = np.stack([r.numeric_ms for r in train_recs])
     mean = [float(values[found[:, k], k].mean()) for k in range(values.shape[1])]
     std = [float(max(values[found[:, k], k].std(), 1.0)) for k in range(values.shape[1])]
+    noise_prior = _fit_noise_prior(train_recs) if cfg.noise_prior else None
     head = qa_config(answers, options, mean, std, ranges, feature_prior=cfg.feature_prior,
-                     prior_residual_scale=cfg.prior_residual_scale, feature_rules=rules)
+                     prior_residual_scale=cfg.prior_residual_scale, feature_rules=rules, noise_prior=noise_prior,
+                     noise_correction_scale=cfg.noise_correction_scale)
     model = _build_model(cfg, base, head)
     tokenizer = ReportTokenizer().train([it.question for it in split["train"]],
                                         min(cfg.tokenizer_vocab, model.config.text_vocab_size))
@@ -195,7 +211,10 @@ def run_qa(cfg: QAConfig, resume: bool = False) -> dict:
               "range_test_agreement": range_agreement(split["test"], records, ranges),
               "feature_rules": rule_report, "noise_thresholds": threshold_report,
               "training": {"steps": result.step, "stopped": result.stopped, "model": cfg.model,
-                           "feature_prior": cfg.feature_prior}}
+                           "feature_prior": cfg.feature_prior, "noise_prior": cfg.noise_prior,
+                           "noise_correction_scale": cfg.noise_correction_scale},
+              "noise_prior_positive_records": {level: [m["positives"] for m in noise_prior[level]]
+                                               for level in ("lead", "record")} if noise_prior else {}}
     report["questions"] = evaluate_questions(model, split, records, collate, vocab, cfg.eval_batch_size)
     # held-out records are read with one fixed training question (the heads always see a question beside the ECG)
     report["attributes"] = attribute_report(model, test_recs, collate, vocab, cfg.eval_batch_size, split["train"][0])

@@ -2,7 +2,10 @@
 
 Each ECG is encoded on its own and read by attribute heads: per-lead noise flags (4 noise types x 12 leads, from
 each lead's own token features), record-level noise flags and the six numeric interval features in ms (measured
-prior + learned correction, or from tokens alone). The question's tokens join the sequence of its first ECG and a
+prior + learned correction, or from tokens alone). Noise logits are, with a noise prior, the logistic score of
+measured signal-quality features (data.signal_quality, fitted on training records: finetune.qa.noise_prior) plus a
+learned correction bounded to +-qa_noise_correction_scale logits, so answers at 0.5 rest on calibrated
+probabilities. The question's tokens join the sequence of its first ECG and a
 template head reads its [CLS]; the rule parser (finetune.qa.questions) gives the intent that decides how the
 attribute predictions are composed (finetune.qa.composer), so comparison questions are answered by comparing the
 two ECGs' predicted attributes.
@@ -44,12 +47,14 @@ class QAOutput(ModelOutput):
 def qa_config(answers: Sequence[str], template_options: dict[int, Sequence[str]], numeric_mean: Sequence[float],
               numeric_std: Sequence[float], normal_ranges: dict[str, Sequence[float]], feature_prior: bool = True,
               prior_residual_scale: float = 0.25, noise_thresholds: dict[str, float] | None = None,
-              feature_rules: dict[str, dict[str, int]] | None = None) -> dict:
+              feature_rules: dict[str, dict[str, int]] | None = None, noise_prior: dict | None = None,
+              noise_correction_scale: float = 0.5) -> dict:
     """Head config values: answer vocabulary, per-template options (indices), numeric target statistics (ms), the
     normal range (lo, hi) ms of each numeric feature, and whether numeric features are the measured intervals +
     a learned correction (feature_prior; correction scale = prior_residual_scale x training SD); noise answer
     thresholds per composer.threshold_key ({}: 0.5) and per-feature comparison rules (None: all measured), both
-    chosen on training data (finetune.qa.calibration)."""
+    chosen on training data (finetune.qa.calibration); noise_prior the fitted logistic noise prior
+    (finetune.qa.noise_prior; None: noise from the heads alone) and the bound of the heads' correction to it, logits."""
     from ...finetune.qa.composer import MEASURED
     from ...finetune.qa.questions import COMPARISONS
     index = {a: i for i, a in enumerate(answers)}
@@ -68,12 +73,13 @@ def qa_config(answers: Sequence[str], template_options: dict[int, Sequence[str]]
             "qa_feature_prior": bool(feature_prior), "qa_prior_residual_scale": float(prior_residual_scale),
             "qa_noise_thresholds": {str(k): float(v) for k, v in (noise_thresholds or {}).items()},
             "qa_feature_rules": [[int((feature_rules or {}).get(f, {}).get(c, MEASURED)) for c in COMPARISONS]
-                                 for f in NUMERIC_FEATURES]}
+                                 for f in NUMERIC_FEATURES],
+            "qa_noise_prior": dict(noise_prior or {}), "qa_noise_correction_scale": float(noise_correction_scale)}
 
 
 QA_HEAD_KEYS = ("qa_answers", "qa_template_ids", "qa_template_options", "qa_numeric_mean", "qa_numeric_std",
                 "qa_normal_ranges", "qa_feature_prior", "qa_prior_residual_scale", "qa_noise_thresholds",
-                "qa_feature_rules")
+                "qa_feature_rules", "qa_noise_prior", "qa_noise_correction_scale")
 
 
 class CardioFMForQuestionAnswering(TaskModelMixin, CardioFMPreTrainedModel):
@@ -138,24 +144,40 @@ class CardioFMForQuestionAnswering(TaskModelMixin, CardioFMPreTrainedModel):
             std = std * self.config.qa_prior_residual_scale
         return base + std * correction.float()
 
+    def noise_from(self, lead_out: torch.Tensor, record_out: torch.Tensor,
+                   noise_features: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Head outputs (B, 4, 12), (B, 4) -> noise logits: the measured-feature prior + scale * tanh(output) with a
+        noise prior (qa_noise_prior), else the outputs themselves."""
+        if not self.config.qa_noise_prior:
+            return lead_out, record_out
+        if noise_features is None:
+            raise ValueError("models with a noise prior need the measured signal-quality features (noise_features)")
+        from ...finetune.qa.noise_prior import prior_logits
+
+        lead_prior, record_prior = prior_logits(noise_features, self.config.qa_noise_prior)
+        scale = self.config.qa_noise_correction_scale
+        return (lead_prior + scale * torch.tanh(lead_out.float()),
+                record_prior + scale * torch.tanh(record_out.float()))
+
     def forward(self, signals: torch.Tensor, channel_ids: torch.Tensor, channel_mask: torch.Tensor | None = None,
                 time_offsets: torch.Tensor | None = None, input_ids: torch.Tensor | None = None,
                 text_mask: torch.Tensor | None = None, measured: torch.Tensor | None = None,
-                measured_found: torch.Tensor | None = None, noise_lead: torch.Tensor | None = None,
-                noise_lead_mask: torch.Tensor | None = None, noise_record: torch.Tensor | None = None,
+                measured_found: torch.Tensor | None = None, noise_features: torch.Tensor | None = None,
+                noise_lead: torch.Tensor | None = None, noise_lead_mask: torch.Tensor | None = None,
+                noise_record: torch.Tensor | None = None,
                 numeric: torch.Tensor | None = None, numeric_mask: torch.Tensor | None = None,
                 template_index: torch.Tensor | None = None, **batch_extras) -> QAOutput:
         """signals (B, C, T) one ECG each, optional question input_ids/text_mask (B, L); measured/measured_found
-        (B, 6) ms / bool; targets noise_lead (+mask) (B, 4, 12), noise_record (B, 4), numeric (+mask) (B, 6) ms,
-        template_index (B,)."""
+        (B, 6) ms / bool; noise_features (B, 12, F) measured signal quality (data.signal_quality); targets
+        noise_lead (+mask) (B, 4, 12), noise_record (B, 4), numeric (+mask) (B, 6) ms, template_index (B,)."""
         out = self.cardiofm(signals, channel_ids, channel_mask, time_offsets, input_ids, text_mask, None,
                             beats=batch_beats(batch_extras, "CardioFMForQuestionAnswering.forward"))
         b, c, p, h = out.signal_hidden_state.shape
         present = out.token_mask[:, :c * p].view(b, c, p).float()
         per_lead = (out.signal_hidden_state * present[..., None]).sum(2) / present.sum(2).clamp_min(1)[..., None]
         per_lead = per_lead[:, self._lead_slots(channel_ids)]                  # (B, 12, H)
-        lead_logits = self.noise_lead_head(per_lead).transpose(1, 2)           # (B, 4, 12)
-        record_logits = self.noise_record_head(out.pooled_output)
+        lead_logits, record_logits = self.noise_from(self.noise_lead_head(per_lead).transpose(1, 2),   # (B, 4, 12)
+                                                     self.noise_record_head(out.pooled_output), noise_features)
         numeric_ms = self.numeric_from(self.numeric_head(out.pooled_output), measured, measured_found)
         template_logits = None if out.text_hidden_state is None else self.template_head(out.text_hidden_state[:, 0])
         loss = self._loss(lead_logits, record_logits, numeric_ms, template_logits, noise_lead, noise_lead_mask,
@@ -185,8 +207,16 @@ class CardioFMForQuestionAnswering(TaskModelMixin, CardioFMPreTrainedModel):
 
     def ecg_inputs(self, signal: np.ndarray, fs: float, channels: Sequence[str]) -> dict[str, torch.Tensor]:
         """One raw ECG (channels, samples) mV at fs Hz -> model inputs of its first 10 s window, with the measured
-        intervals of that window when the model uses them as a prior."""
+        intervals and signal-quality features of that window when the model uses them as priors."""
         batch = {k: v[:1] for k, v in self.windows_batch(signal, fs, channels).items()}
+        if self.config.qa_noise_prior:
+            from ...data.quality import input_channels
+            from ...data.signal_quality import lead_quality_features, raw_window
+
+            pre = self.config.preprocess_config
+            names = input_channels(channels, pre.channels)   # the processor accepted them: same names here
+            feats = lead_quality_features(raw_window(signal, fs, names, pre.fs, pre.window_s), pre.fs)
+            batch["noise_features"] = torch.from_numpy(feats)[None].to(batch["signals"].device)
         if self.config.qa_feature_prior:
             names = list(self.config.preprocess_config.channels)
             window = batch["signals"][0].detach().cpu().numpy()
