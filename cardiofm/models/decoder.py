@@ -29,7 +29,9 @@ class CrossAttentionBlock(nn.Module):
     def forward(self, x, context, mask=None, rope_q=None, rope_k=None):
         """x (B, Q, dim) queries, context (B, M, dim), mask (B, 1, 1, M) -> (B, Q, dim)."""
         q = rearrange(self.q(self.norm_q(x)), "b n (h d) -> b h n d", h=self.num_heads)
-        k, v = rearrange(self.kv(self.norm_kv(context)), "b m (two h d) -> two b h m d", two=2, h=self.num_heads)
+        b, m, _ = context.shape
+        # unbind of a view: the backward stacks k/v gradients in the kv layout without a contiguous copy
+        k, v = self.kv(self.norm_kv(context)).view(b, m, 2, self.num_heads, -1).transpose(1, 3).unbind(2)
         if rope_q is not None:
             q, k = apply_rotary(q, rope_q), apply_rotary(k, rope_k)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)

@@ -144,7 +144,8 @@ def apply_rotary(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> to
     """Rotate the first 2 * half channels of each head of x (B, heads, N, head_dim) by the time angles."""
     cos, sin = rope
     half = cos.shape[-1]
-    x1, x2, rest = x[..., :half], x[..., half:2 * half], x[..., 2 * half:]
+    # split, not three slices: its backward is one cat, where each slice's backward zero-fills a full-size gradient
+    x1, x2, rest = x.split((half, half, x.shape[-1] - 2 * half), dim=-1)
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
 
@@ -172,7 +173,10 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, rope=None) -> torch.Tensor:
         """x (B, N, dim); attn_mask bool broadcastable to (B, heads, N, N), True = may attend; rope from time_rotary."""
-        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        b, n, _ = x.shape
+        # unbind the (b, n, 3, h, d) view: its backward stacks q/k/v gradients straight into the qkv layout, where
+        # "three b h n d" first would need a contiguous copy of the whole qkv gradient per layer
+        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, -1).transpose(1, 3).unbind(2)  # each (b, h, n, d)
         if rope is not None:
             q, k = apply_rotary(q, rope), apply_rotary(k, rope)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
