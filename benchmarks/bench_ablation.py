@@ -70,8 +70,10 @@ def diagnosis_run(out: Path, arm: str, init: str, extra: list[str], seed: int, s
     cfg = load_config(FinetuneConfig, "finetune_diagnosis",
                       [f"model={_start(out, init)}", f"output_dir={run}", f"data.root={data}",
                        f"train.max_steps={steps}", f"train.seed={seed}", "bootstrap=0"] + extra)
-    test = run_finetune(cfg)["splits"]["test"]
+    report = run_finetune(cfg)
+    test = report["splits"]["test"]
     row = {"macro_auroc": test["macro_auroc"], "per_class": {n: c["auroc"] for n, c in test["per_class"].items()},
+           "val_macro_auroc": report["splits"]["val"]["macro_auroc"], "steps": report["training"]["steps"],
            "run": str(run)}
     done.write_text(json.dumps(row, indent=1))
     return row
@@ -89,8 +91,10 @@ def _mean_sd(values: list[float]) -> dict:
     return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
 
 
-def diagnosis_ablation(out: Path, seeds: list[int], steps: int, arms: list[str], snapshots: bool) -> dict:
-    """Every diagnosis arm x seed, the classical baseline, seed-ensemble CIs."""
+def diagnosis_ablation(out: Path, seeds: list[int], steps: int, arms: list[str], snapshots: bool,
+                       variant: str = "", overrides: list[str] | None = None) -> dict:
+    """Every diagnosis arm x seed, the classical baseline, seed-ensemble CIs; with `variant`, every arm also gets
+    the config `overrides` and is kept as ARM+VARIANT (arms of earlier calls stay in OUT/ablation/diagnosis.json)."""
     from bench_finetune_quality import ensemble_diagnosis
 
     from cardiofm.config import load_config
@@ -101,22 +105,26 @@ def diagnosis_ablation(out: Path, seeds: list[int], steps: int, arms: list[str],
     if snapshots:
         for snap in sorted((out / "pretrain" / "snapshots").glob("step*")):
             plan[f"pretrained_full@{snap.name}"] = (str(snap), [])
-    summary: dict = {"arms": {}}
+    if variant:
+        plan = {f"{arm}+{variant}": (init, extra + list(overrides or [])) for arm, (init, extra) in plan.items()}
+    path = out / "ablation" / "diagnosis.json"
+    summary: dict = json.loads(path.read_text()) if path.is_file() else {"arms": {}}
     for arm, (init, extra) in plan.items():
         rows = [diagnosis_run(out, arm, init, extra, s, steps) for s in seeds]
         cfg = load_config(FinetuneConfig, Path(rows[0]["run"]) / "finetune_config.yaml",
                           [f"model={Path(rows[0]['run']) / 'model'}", "bootstrap=1000"])
         ens = ensemble_diagnosis(cfg, [Path(r["run"]) for r in rows])
         summary["arms"][arm] = {"seeds": [r["macro_auroc"] for r in rows], **_mean_sd([r["macro_auroc"] for r in rows]),
+                                "val": _mean_sd([r["val_macro_auroc"] for r in rows]), "overrides": extra,
                                 "mi": _mean_sd([r["per_class"]["MI"] for r in rows]),
                                 "ensemble_macro_auroc": ens["macro_auroc"], "ensemble_ci95": ens.get("macro_auroc_ci95")}
-        (out / "ablation" / "diagnosis.json").write_text(json.dumps(summary, indent=1, default=float))
+        path.write_text(json.dumps(summary, indent=1, default=float))
         if "classical" not in summary:
             scored, _ = evaluate_checkpoint(cfg, "test", baselines=True)
             base = scored["baselines"]["features_logistic"]
             summary["classical"] = {"macro_auroc": base["macro_auroc"], "ci95": base.get("macro_auroc_ci95"),
                                     "mi": base["per_class_auroc"].get("MI")}
-    (out / "ablation" / "diagnosis.json").write_text(json.dumps(summary, indent=1, default=float))
+    path.write_text(json.dumps(summary, indent=1, default=float))
     return summary
 
 
@@ -162,12 +170,15 @@ def print_tables(diag: dict | None, recon: dict | None) -> None:
     """Markdown rows ready for the docs."""
     if diag:
         c = diag["classical"]
-        print(f"| classical features + logistic | {c['macro_auroc']:.3f} | - | ({c['ci95'][0]:.3f}-{c['ci95'][1]:.3f})"
+        print("| arm | val (fold 7) macro AUROC | test (fold 8) macro AUROC (seeds) | ensemble | 95 % CI | MI |")
+        print(f"| classical features + logistic | - | {c['macro_auroc']:.3f} | - | ({c['ci95'][0]:.3f}-{c['ci95'][1]:.3f})"
               f" | {c['mi']:.3f} |")
         for arm, a in diag["arms"].items():
             lo, hi = a["ensemble_ci95"] or (float("nan"), float("nan"))
-            print(f"| {arm} | {a['mean']:.3f} +- {a['sd']:.3f} ({', '.join(f'{v:.3f}' for v in a['seeds'])}) | "
-                  f"{a['ensemble_macro_auroc']:.3f} | ({lo:.3f}-{hi:.3f}) | {a['mi']['mean']:.3f} |")
+            a = {"val": {"mean": float("nan"), "sd": float("nan")}, **a}   # summaries written before val was kept
+            print(f"| {arm} | {a['val']['mean']:.3f} +- {a['val']['sd']:.3f} | {a['mean']:.3f} +- {a['sd']:.3f} "
+                  f"({', '.join(f'{v:.3f}' for v in a['seeds'])}) | {a['ensemble_macro_auroc']:.3f} | "
+                  f"({lo:.3f}-{hi:.3f}) | {a['mi']['mean']:.3f} |")
     if recon:
         lin = recon["linear"]
         print(f"| lagged linear | {lin['I']['r']:.3f} | {lin['I']['mse']:.4f} | {lin['II+V1+V5']['r']:.3f} | "
@@ -189,6 +200,9 @@ def main(argv=None) -> int:
     p.add_argument("--recon-steps", type=int, default=400)
     p.add_argument("--recon-warmup", type=int, default=800)
     p.add_argument("--snapshots", action="store_true", help="diagnosis: also finetune the pretraining snapshots")
+    p.add_argument("--variant", default="", help="diagnosis: name for the --set overrides (arms kept as ARM+NAME)")
+    p.add_argument("--set", nargs="*", default=[], help="diagnosis: config overrides of the variant, e.g. "
+                                                        "train.optim.lr=3e-3")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     import transformers
@@ -200,8 +214,10 @@ def main(argv=None) -> int:
     if not (out / "pretrain" / "model" / "config.json").is_file():
         raise SystemExit(f"{out / 'pretrain' / 'model'} missing: run scripts/reproduce.sh pretrain {out}")
     seeds = list(range(args.seeds))
-    diag = diagnosis_ablation(out, seeds, args.diagnosis_steps, args.arms.split(","), args.snapshots) \
-        if args.task in ("all", "diagnosis") else None
+    if bool(args.variant) != bool(args.set):
+        raise SystemExit("--variant and --set go together (a name for the overrides, and the overrides)")
+    diag = diagnosis_ablation(out, seeds, args.diagnosis_steps, args.arms.split(","), args.snapshots, args.variant,
+                              args.set) if args.task in ("all", "diagnosis") else None
     recon = reconstruction_ablation(out, seeds, args.recon_steps, args.recon_warmup) \
         if args.task in ("all", "reconstruction") else None
     print_tables(diag, recon)
