@@ -34,13 +34,17 @@ logger = logging.getLogger("bench_finetune")
 
 
 SNAPSHOT_STEPS = (250, 1000)   # pretraining checkpoints kept for the learning curve over pretraining steps
+ALL_SOURCES = ("shared PTB-XL folds 1-7, CinC 2021 sample, MIT-BIH, wfdb-python sample waveforms (CinC 2015, "
+               "MIMIC-II, MGH, mimicdb), HeartPy PPG")
 
 
 def stage_pretrain(out: Path, minutes: float, steps: int, contrastive: float = 0.5, width: int = 0,
-                   patch_size: int = 25, beat_tokens: int = 0, eval_every: int = 250) -> dict:
+                   patch_size: int = 25, beat_tokens: int = 0, eval_every: int = 250,
+                   sources: tuple[str, ...] = ()) -> dict:
     """Pretrain a tiny model (`patch_size` samples per patch at 100 Hz) with masked signal + report modelling
     (+ ECG-report contrastive with weight `contrastive`; hidden size `width` if set; `beat_tokens` median-beat
-    patches per channel if set) on every shared source but the tasks' test data (benchmarks/shared_corpus.py);
+    patches per channel if set) on every shared source but the tasks' test data (benchmarks/shared_corpus.py), or
+    only the training windows of `sources` (e.g. ptbxl, cinc2021: the 12-lead subset);
     held-out learning curves every `eval_every` steps to OUT/pretrain/curves.jsonl; export OUT/pretrain/model
     (and snapshots at SNAPSHOT_STEPS). Resumes from OUT/pretrain's last checkpoint when one exists."""
     from bench_pretrain_real import channel_means, evaluate
@@ -56,10 +60,10 @@ def stage_pretrain(out: Path, minutes: float, steps: int, contrastive: float = 0
     sizes = {"hidden_size": width, "intermediate_size": 2 * width, "num_attention_heads": width // 32} if width else {}
     if beat_tokens:
         sizes.update(beat_tokens=beat_tokens, num_segments=3)  # segment 2 = median beats, 0/1 stay for ECG pairs
+    corpus = f"shared {', '.join(sources)} training windows (PTB-XL folds 1-6)" if sources else ALL_SOURCES
     config = preset_config("tiny", patch_size=patch_size, contrastive_loss_weight=contrastive, **sizes,
-                           pretraining_data="shared PTB-XL folds 1-7, CinC 2021 sample, MIT-BIH, wfdb-python "
-                                            "sample waveforms (CinC 2015, MIMIC-II, MGH, mimicdb), HeartPy PPG")
-    samples, held_out, counts = pretraining_windows(config.preprocess_config)
+                           pretraining_data=corpus)
+    samples, held_out, counts = pretraining_windows(config.preprocess_config, sources=sources)
     texts = [s["text"] for s in samples if s["text"]]
     tok = ReportTokenizer().train(texts, vocab_size=400)
     model = CardioFMForPretraining(config)
@@ -90,6 +94,7 @@ def stage_pretrain(out: Path, minutes: float, steps: int, contrastive: float = 0
     path = trainer.export(out / "pretrain" / "model", tokenizer=tok)
     (out / "pretrain" / "metrics.json").write_text(json.dumps(
         {"windows": len(samples), "held_out_windows": len(held_out), "windows_per_source": counts,
+         "sources": list(sources) or "all",
          "steps": result.step, "held_out": result.metrics, "minutes": (time.time() - t0) / 60}, indent=1))
     return {"windows": len(samples), "steps": result.step, "model": str(path), "held_out": result.metrics}
 
@@ -195,6 +200,8 @@ def main(argv=None) -> int:
     p.add_argument("--width", type=int, default=0, help="pretraining: hidden size (0: the tiny preset's 64)")
     p.add_argument("--beat-tokens", type=int, default=0, help="pretraining: median-beat patches per channel (0: off)")
     p.add_argument("--eval-every", type=int, default=250, help="pretraining: steps between held-out evaluations")
+    p.add_argument("--sources", default="", help="pretraining: only these sources' training windows, comma-separated "
+                                                  "(ptbxl,cinc2021 = the 12-lead subset; held-out slice unchanged)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     import transformers
@@ -206,7 +213,8 @@ def main(argv=None) -> int:
         return 2
     if args.stage == "pretrain":
         summary = stage_pretrain(out, args.minutes, args.steps or 2000, args.contrastive, args.width,
-                                 args.patch_size, args.beat_tokens, args.eval_every)
+                                 args.patch_size, args.beat_tokens, args.eval_every,
+                                 tuple(s for s in args.sources.split(",") if s))
     else:
         summary = stage_finetune(out, args.stage, args.steps or (400 if args.stage == "diagnosis" else 300),
                                  args.seeds if args.stage == "diagnosis" else 1, args.set, args.first_seed)

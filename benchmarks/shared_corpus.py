@@ -93,8 +93,10 @@ def _waveforms(data: Path) -> list[tuple[str, object]]:
     return out
 
 
-def pretraining_windows(pre, data: Path = DATA) -> tuple[list[dict], list[dict], dict]:
-    """(train windows, held-out evaluation windows, {source: [train, eval] window counts}) at `pre` settings."""
+def pretraining_windows(pre, data: Path = DATA, sources: tuple[str, ...] = ()) -> tuple[list[dict], list[dict], dict]:
+    """(train windows, held-out evaluation windows, {source: [train, eval] window counts}) at `pre` settings;
+    `sources` (Record.source names, e.g. ("ptbxl", "cinc2021") for the 12-lead subset) keeps only those sources'
+    training windows, the held-out slice stays whole so that held-out curves compare across corpora."""
     import numpy as np
 
     from cardiofm.data.preprocess import preprocess_record
@@ -102,8 +104,13 @@ def pretraining_windows(pre, data: Path = DATA) -> tuple[list[dict], list[dict],
 
     records = _ptbxl(data / "ptbxl") + _cinc(data / "torch_ecg_sample" / "cinc2021", ptbxl_fold8_ids(data / "ptbxl"))
     records += _waveforms(data)
+    unknown = set(sources) - {rec.source for _, rec in records}
+    if unknown:
+        raise ValueError(f"pretraining sources {sorted(unknown)} not among {sorted({r.source for _, r in records})}")
     train, held, counts = [], [], {}
     for split, rec in records:
+        if sources and split == "train" and rec.source not in sources:
+            continue
         try:
             windows = preprocess_record(rec, pre)
         except RecordError as err:
