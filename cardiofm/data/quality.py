@@ -99,17 +99,18 @@ def robust_ptp(x: np.ndarray) -> np.ndarray:
 
 def saturated_fraction(x: np.ndarray) -> np.ndarray:
     """Per-row fraction of samples in flat runs (>= SATURATION_RUN samples) at the row's own min or max."""
-    out = np.zeros(x.shape[0])
-    for i, row in enumerate(x):
-        lo, hi = row.min(), row.max()
-        if hi - lo <= 0:
-            continue
-        tol = 1e-6 * (hi - lo)
-        rail = (row >= hi - tol) | (row <= lo + tol)
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], rail.view(np.int8), [0]))))
-        lengths = edges[1::2] - edges[::2]
-        out[i] = lengths[lengths >= SATURATION_RUN].sum() / row.size
-    return out
+    lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
+    tol = 1e-6 * (hi - lo)
+    rail = np.zeros((x.shape[0], x.shape[1] + 2), dtype=np.int8)
+    rail[:, 1:-1] = (x >= hi - tol) | (x <= lo + tol)
+    # all rows at once (a Python loop per channel cost more than the arithmetic): run starts and ends come out of
+    # nonzero() row by row in column order, so the k-th start and the k-th end bound the same run
+    step = np.diff(rail, axis=1)
+    rows, starts = np.nonzero(step == 1)
+    ends = np.nonzero(step == -1)[1]
+    lengths = ends - starts
+    flat = np.bincount(rows, weights=np.where(lengths >= SATURATION_RUN, lengths, 0), minlength=x.shape[0])
+    return np.where((hi - lo)[:, 0] > 0, flat / x.shape[1], 0.0)
 
 
 def lag1_autocorrelation(x: np.ndarray) -> np.ndarray:
@@ -123,16 +124,25 @@ def lag1_autocorrelation(x: np.ndarray) -> np.ndarray:
 def _polarity(x: np.ndarray, channels: list[str]) -> tuple[list[str], dict]:
     """Limb leads whose Einthoven/Goldberger identity is anti-correlated -> (inverted leads, correlations)."""
     idx = {c: i for i, c in enumerate(channels)}
+    rules = [r for r in _EINTHOVEN if r[0] in idx and r[1][0] in idx and r[2][0] in idx]
+    if not rules:
+        return [], {}
+    # the four identities as rows of one array: Pearson r by row sums instead of four np.corrcoef calls (equal to
+    # them within float64 rounding, ~1e-16)
+    lead = x[[idx[r[0]] for r in rules]]
+    derived = (np.array([r[1][1] for r in rules])[:, None] * x[[idx[r[1][0]] for r in rules]]
+               + np.array([r[2][1] for r in rules])[:, None] * x[[idx[r[2][0]] for r in rules]])
+    d1 = lead - lead.mean(axis=1, keepdims=True)
+    d2 = derived - derived.mean(axis=1, keepdims=True)
+    s11, s22, s12 = (d1 * d1).sum(axis=1), (d2 * d2).sum(axis=1), (d1 * d2).sum(axis=1)
+    ok = (s11 > 0) & (s22 > 0)
+    r = np.clip(s12 / np.sqrt(np.where(ok, s11 * s22, 1.0)), -1.0, 1.0)
     bad, corr = [], {}
-    for lead, (a, wa), (b, wb) in _EINTHOVEN:
-        if lead not in idx or a not in idx or b not in idx:
-            continue
-        derived = wa * x[idx[a]] + wb * x[idx[b]]
-        r = np.corrcoef(x[idx[lead]], derived)[0, 1] if derived.std() > 0 and x[idx[lead]].std() > 0 else np.nan
-        if np.isfinite(r):
-            corr[lead] = round(float(r), 3)
-            if r < POLARITY_CORR_MIN:
-                bad.append(lead)
+    for (name, _, _), r_i, ok_i in zip(rules, r, ok):
+        if ok_i and np.isfinite(r_i):
+            corr[name] = round(float(r_i), 3)
+            if r_i < POLARITY_CORR_MIN:
+                bad.append(name)
     return bad, corr
 
 
