@@ -1,13 +1,14 @@
 """Measured per-lead signal-quality features of one ECG window: what PTB-XL's annotators called baseline drift,
-static noise and burst noise, described physically, and a logistic score of each noise kind on them.
+static noise and burst noise, described physically (the logistic noise prior on them: finetune.qa.noise_prior).
 
 The features are measured on the raw window (resampled to the model's rate, not band-passed): the model's input is
 high-passed at 0.5 Hz, which removes most of the drift these features are meant to see. Per lead, after removing
 each beat's QRS-T by the lead's median beat (R-aligned), the residual holds what is not cardiac:
 - drift: the < 0.7 Hz envelope's range and power, absolute and relative to the lead's QRS amplitude;
-- static noise: residual power above 25 Hz (muscle tremor / mains pass the 100 Hz window's 50 Hz Nyquist), and the
-  band-limited residual power, relative to the QRS amplitude;
-- burst noise: max over 0.5 s windows of the residual energy relative to its median, kurtosis of the residual;
+- static noise: power above 30 Hz (muscle tremor / mains below the 100 Hz window's 50 Hz Nyquist) and residual power,
+  both outside the QRS complexes, relative to the QRS amplitude; the median absolute second difference;
+- burst noise: max over 0.5 s windows of the out-of-QRS residual power relative to its median, the residual's
+  kurtosis;
 - the QRS amplitude itself (a small QRS makes any noise relatively larger).
 Values are logs (base e) of mV-based quantities, so a logistic regression on them is scale-free per unit.
 """
