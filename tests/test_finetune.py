@@ -96,6 +96,25 @@ def test_linear_probe_trains_only_the_head(pretrained_dir, tmp_path):
     assert any(not torch.equal(after[k], torch.zeros_like(after[k])) for k in after if k.startswith("head.proj"))
 
 
+def test_head_warmup_trains_only_the_head_then_unfreezes(pretrained_dir, tmp_path):
+    """LP-FT stage 1 (head_warmup_steps): encoder weights unchanged, head moved, encoder trainable afterwards."""
+    from cardiofm.finetune.data import build_task_data
+    from cardiofm.finetune.recipe import build_model, make_collate, resolve_task, warm_up_head
+    from cardiofm.models.factory import resolve_config
+
+    cfg = _cfg([f"model={pretrained_dir}", f"data.root={shared_path('ptbxl')}", f"output_dir={tmp_path}",
+                "head_warmup_steps=3", "data.max_records=120"])
+    data = build_task_data(cfg.data, "diagnosis", resolve_config(cfg.model).preprocess_config)
+    cfg = resolve_task(cfg, data)
+    model = build_model(cfg, data)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    warm_up_head(cfg, model, data.windows["train"], make_collate(cfg, model), tmp_path / "head_warmup")
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in after if k.startswith("cardiofm."))
+    assert not torch.equal(before["head.proj.weight"], after["head.proj.weight"])
+    assert all(p.requires_grad for p in model.cardiofm.parameters())
+
+
 def test_evaluate_cli_writes_metrics_and_plots(diagnosis_run, tmp_path):
     from cardiofm.cli import main
 

@@ -73,6 +73,9 @@ class FinetuneConfig:
     # median-beat patches per channel: None keeps the checkpoint's; N > 0 adds them to an encoder pretrained
     # without (their segment embedding then starts untrained), 0 removes them
     beat_tokens: int | None = None
+    # LP-FT (Kumar et al., ICLR 2022): this many head-only steps (encoder frozen, constant lr) before the
+    # train.max_steps of full finetuning, so that a fresh head does not push large gradients into pretrained weights
+    head_warmup_steps: int = 0
     train: FinetuneTrainConfig = field(default_factory=FinetuneTrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)   # on-the-fly training augmentation, e.g. STAR
 
@@ -81,6 +84,8 @@ class FinetuneConfig:
         if self.train.early_stopping_metric not in (None, "val/score", "val/loss"):
             raise ConfigError("train.early_stopping_metric for finetuning is 'val/score' (higher is better: macro "
                               "AUROC, or minus the MAE) or 'val/loss'")
+        if self.head_warmup_steps < 0:
+            raise ConfigError(f"head_warmup_steps must be >= 0, got {self.head_warmup_steps}")
         if self.task == "target" and not self.data.target and self.data.source != "user":
             raise ConfigError("task 'target' needs data.target (a record meta key such as age or sex) or user "
                               "labels (data.source user)")
@@ -202,6 +207,8 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> dict:
     has_val = bool(data.windows["val"])
     train_cfg = cfg.train if has_val else _without_early_stopping(cfg.train)
     transform = build_augmentation(cfg.augment) if cfg.augment.enabled else None
+    if cfg.head_warmup_steps and cfg.mode == "full":
+        warm_up_head(cfg, model, data.windows["train"], collate, out / "head_warmup", transform, pre.fs)
     trainer = Trainer(model, train_cfg, data.windows["train"], collate,
                       make_eval_fn(cfg, data.windows["val"], collate) if has_val else None, output_dir=out,
                       transform=transform, fs=pre.fs)
@@ -220,6 +227,25 @@ def run_finetune(cfg: FinetuneConfig, resume: bool = False) -> dict:
     model.save_pretrained(str(out / "model"))  # config and card now state the run and its test metrics
     logger.info("finetuned model in %s, metrics in %s", out / "model", out / "metrics.json")
     return report
+
+
+def warm_up_head(cfg: FinetuneConfig, model, windows: list[dict], collate, out: Path, transform=None,
+                 fs: float | None = None) -> None:
+    """LP-FT stage 1: cfg.head_warmup_steps updates of the head alone (encoder frozen, constant lr, no layer decay,
+    no evaluation), in place; the encoder is trainable again afterwards."""
+    from dataclasses import replace
+
+    from ..engine.trainer import Trainer
+
+    encoder = [p for p in model.cardiofm.parameters() if p.requires_grad]
+    for p in encoder:
+        p.requires_grad_(False)
+    optim = replace(cfg.train.optim, schedule="constant", layer_decay=1.0)
+    train = replace(cfg.train, max_steps=cfg.head_warmup_steps, eval_every=0, early_stopping_metric=None,
+                    early_stopping_patience=0, checkpoint_every=0, trackers=["none"], optim=optim)
+    Trainer(model, train, windows, collate, None, output_dir=out, transform=transform, fs=fs).train()
+    for p in encoder:
+        p.requires_grad_(True)
 
 
 def evaluate_and_save(cfg: FinetuneConfig, model, data: TaskData, collate, out: Path) -> tuple[dict, dict]:
