@@ -94,6 +94,8 @@ class CardioFMConfig(PreTrainedConfig):
     qa_prior_residual_scale: float | None = None
     qa_noise_thresholds: dict[str, float] | None = None   # 'noise/lead|record' -> yes above (training calibration)
     qa_feature_rules: list[list[int]] | None = None      # per feature x comparison: -1 measured, 0/1 prior
+    qa_noise_prior: dict | None = None        # logistic noise prior on measured signal quality; None/{}: heads alone
+    qa_noise_correction_scale: float = 0.5    # reach of the heads' tanh correction to that prior, logits
     recon_targets: list[str] | None = None    # None: the 12 leads
     recon_max_lag_s: float = 0.05             # lag-filter reach, seconds each side
     recon_hyper_hidden: int = 64              # width of the subset -> taps network

@@ -79,7 +79,7 @@ def qa_config(answers: Sequence[str], template_options: dict[int, Sequence[str]]
 
 QA_HEAD_KEYS = ("qa_answers", "qa_template_ids", "qa_template_options", "qa_numeric_mean", "qa_numeric_std",
                 "qa_normal_ranges", "qa_feature_prior", "qa_prior_residual_scale", "qa_noise_thresholds",
-                "qa_feature_rules", "qa_noise_prior", "qa_noise_correction_scale")
+                "qa_feature_rules")   # qa_noise_prior is optional: checkpoints without one answer from the heads
 
 
 class CardioFMForQuestionAnswering(TaskModelMixin, CardioFMPreTrainedModel):
