@@ -135,6 +135,9 @@ def test_step_benchmark_counts_attention_and_compares_to_the_reference():
     assert result["tokens"] == 13 * 40 and result["visible"] == 130
     for row in result["steps"].values():
         assert row["gflop"] > 0 and 0 < row["mfu"] < 1.5
+        # CPU time excludes time descheduled, and counts every thread: at most wall time x threads
+        assert 0 < row["cpu_ms"] <= row["ms"] * torch.get_num_threads() * 1.05 + 5
+        assert 0 < row["mfu_cpu_time"] < 1.5
     # the reference's encoder has the same size: its finetuning FLOPs are within 25 % of cardiofm's
     ratio = result["steps"]["reference finetune"]["gflop"] / result["steps"]["cardiofm finetune"]["gflop"]
     assert 0.75 < ratio < 1.25
