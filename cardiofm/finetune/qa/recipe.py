@@ -156,11 +156,24 @@ def _build_model(cfg: QAConfig, base, head: dict):
     return CardioFMForQuestionAnswering.from_encoder(cfg.model, **head)
 
 
+def _head_config(cfg: QAConfig, train_recs: list[ECGAttributes], answers, options, ranges, rules,
+                 noise_prior: dict | None) -> dict:
+    """qa_config of the heads: interval means / SDs (ms) of the training records, ranges, rules and noise prior."""
+    from ...models.tasks.qa import qa_config
+
+    found = np.stack([r.numeric_found for r in train_recs])
+    values = np.stack([r.numeric_ms for r in train_recs])
+    mean = [float(values[found[:, k], k].mean()) for k in range(values.shape[1])]
+    std = [float(max(values[found[:, k], k].std(), 1.0)) for k in range(values.shape[1])]
+    return qa_config(answers, options, mean, std, ranges, feature_prior=cfg.feature_prior,
+                     prior_residual_scale=cfg.prior_residual_scale, feature_rules=rules, noise_prior=noise_prior,
+                     noise_correction_scale=cfg.noise_correction_scale)
+
+
 def run_qa(cfg: QAConfig, resume: bool = False) -> dict:
     """setup -> train attribute + template heads -> evaluate (model, oracle, majority) -> save model + metrics."""
     from ...engine.trainer import Trainer, seed_everything
     from ...models import CardioFMConfig, list_presets, preset_config
-    from ...models.tasks.qa import qa_config
     from ...models.tokenizer import ReportTokenizer
 
     cfg.validate()
@@ -178,15 +191,8 @@ def run_qa(cfg: QAConfig, resume: bool = False) -> dict:
     rules, rule_report = choose_feature_rules(split["train"], records, cfg.split_seed)
     fit_ids, calib_ids = _calibration_split(records, train_ids, cfg)
     train_recs = [records[i] for i in sorted(fit_ids)]
-    found = np.stack([r.numeric_found for r in train_recs])
-    values = np.stack([r.numeric_ms for r in train_recs])
-    mean = [float(values[found[:, k], k].mean()) for k in range(values.shape[1])]
-    std = [float(max(values[found[:, k], k].std(), 1.0)) for k in range(values.shape[1])]
     noise_prior = _fit_noise_prior(train_recs) if cfg.noise_prior else None
-    head = qa_config(answers, options, mean, std, ranges, feature_prior=cfg.feature_prior,
-                     prior_residual_scale=cfg.prior_residual_scale, feature_rules=rules, noise_prior=noise_prior,
-                     noise_correction_scale=cfg.noise_correction_scale)
-    model = _build_model(cfg, base, head)
+    model = _build_model(cfg, base, _head_config(cfg, train_recs, answers, options, ranges, rules, noise_prior))
     tokenizer = ReportTokenizer().train([it.question for it in split["train"]],
                                         min(cfg.tokenizer_vocab, model.config.text_vocab_size))
     model.report_tokenizer = tokenizer
