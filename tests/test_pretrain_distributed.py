@@ -71,4 +71,6 @@ def test_deepspeed_zero_two_processes(stage, config_file, ddp_run, tmp_path):
     a, b = exported_weights(ddp_out), exported_weights(tmp_path)
     assert a.keys() == b.keys()
     for name in a:
-        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5)
+        # atol 5e-5: Adam divides by sqrt(v), so a near-zero gradient component's reduction-order noise (ZeRO-3
+        # gathers shards in another order than DDP's allreduce) moves its weight by up to ~1e-5 in 4 steps
+        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=5e-5)
